@@ -1,0 +1,182 @@
+// Package app wires configuration, logging, metrics, the upstream
+// transport and the relay into running servers, and shuts them down.
+package app
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/registry-relay/registry-relay/internal/config"
+	"github.com/registry-relay/registry-relay/internal/metrics"
+	"github.com/registry-relay/registry-relay/internal/registry"
+	"github.com/registry-relay/registry-relay/internal/relay"
+)
+
+// Server timeouts. There is deliberately no WriteTimeout: a multi-GB blob
+// is one response.
+const (
+	readHeaderTimeout = 20 * time.Second
+	idleTimeout       = 120 * time.Second
+	maxHeaderBytes    = 64 << 10
+)
+
+// App is a configured, not yet started, relay.
+type App struct {
+	cfg      *config.Config
+	log      *slog.Logger
+	ready    atomic.Bool
+	relay    *relay.Relay
+	registry *prometheus.Registry
+	main     *http.Server
+	admin    *http.Server
+}
+
+// New builds the relay from cfg, logging to logOut.
+func New(cfg *config.Config, logOut io.Writer) (*App, error) {
+	log := NewLogger(cfg, logOut)
+	m := metrics.New()
+	reg := prometheus.NewRegistry()
+	if err := m.Register(reg); err != nil {
+		return nil, fmt.Errorf("registering metrics: %w", err)
+	}
+	m.SetRoutes(cfg.Routes)
+	a := &App{cfg: cfg, log: log, registry: reg}
+	a.relay = relay.New(relay.Options{
+		Routes:            registry.NewTable(cfg.Routes),
+		Metrics:           m,
+		Log:               log,
+		Transport:         NewTransport(cfg),
+		MaxRedirects:      cfg.MaxRedirects,
+		PassBlobRedirects: cfg.PassBlobRedirects,
+		PublicScheme:      cfg.PublicScheme,
+		TrustedProxies:    cfg.Trusted,
+	})
+	a.main = &http.Server{
+		Handler:           a.relay,
+		ReadHeaderTimeout: readHeaderTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	a.admin = &http.Server{
+		Handler:           metrics.AdminHandler(reg, &a.ready),
+		ReadHeaderTimeout: readHeaderTimeout,
+		IdleTimeout:       idleTimeout,
+	}
+	return a, nil
+}
+
+// Handler is the registry-facing handler, for tests that serve it themselves.
+func (a *App) Handler() http.Handler { return a.relay }
+
+// Gatherer exposes the metrics registry, for tests.
+func (a *App) Gatherer() prometheus.Gatherer { return a.registry }
+
+// NewTransport is the upstream transport: bounded dials, TLS handshakes
+// and header waits, many idle connections per upstream, the environment's
+// proxy settings, and no transparent decompression, so bodies and digests
+// stay byte-exact.
+func NewTransport(cfg *config.Config) *http.Transport {
+	return &http.Transport{
+		Proxy:                  http.ProxyFromEnvironment,
+		DialContext:            (&net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		TLSHandshakeTimeout:    cfg.TLSTimeout,
+		ResponseHeaderTimeout:  cfg.HeaderTimeout,
+		ExpectContinueTimeout:  time.Second,
+		ForceAttemptHTTP2:      true,
+		DisableCompression:     true,
+		MaxIdleConns:           256,
+		MaxIdleConnsPerHost:    64,
+		IdleConnTimeout:        90 * time.Second,
+		MaxResponseHeaderBytes: 64 << 10,
+	}
+}
+
+// NewLogger builds the JSON or text logger that cfg asks for.
+func NewLogger(cfg *config.Config, out io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	if strings.EqualFold(cfg.LogFormat, "text") {
+		return slog.New(slog.NewTextHandler(out, opts))
+	}
+	return slog.New(slog.NewJSONHandler(out, opts))
+}
+
+// Serve listens on the configured addresses and blocks until ctx is done,
+// then drains: /readyz fails at once, listeners close, and in-flight
+// transfers get the grace period to finish.
+func (a *App) Serve(ctx context.Context) error {
+	mainLn, err := net.Listen("tcp", a.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("RELAY_LISTEN %s: %w", a.cfg.Listen, err)
+	}
+	adminLn, err := net.Listen("tcp", a.cfg.AdminListen)
+	if err != nil {
+		mainLn.Close()
+		return fmt.Errorf("RELAY_ADMIN_LISTEN %s: %w", a.cfg.AdminListen, err)
+	}
+	return a.ServeListeners(ctx, mainLn, adminLn)
+}
+
+// ServeListeners is Serve on listeners the caller opened.
+func (a *App) ServeListeners(ctx context.Context, mainLn, adminLn net.Listener) error {
+	if a.cfg.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(a.cfg.TLSCert, a.cfg.TLSKey)
+		if err != nil {
+			mainLn.Close()
+			adminLn.Close()
+			return fmt.Errorf("RELAY_TLS_CERT/RELAY_TLS_KEY: %w", err)
+		}
+		a.main.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		mainLn = tls.NewListener(mainLn, a.main.TLSConfig)
+	}
+	errc := make(chan error, 2)
+	go func() { errc <- a.main.Serve(mainLn) }()
+	go func() { errc <- a.admin.Serve(adminLn) }()
+	a.ready.Store(true)
+	a.log.Info("registry-relay listening", "addr", mainLn.Addr().String(), "admin_addr", adminLn.Addr().String(), "routes", routeSummary(a.cfg.Routes))
+
+	select {
+	case err := <-errc:
+		a.ready.Store(false)
+		a.admin.Close()
+		a.main.Close()
+		return err
+	case <-ctx.Done():
+	}
+	return a.shutdown()
+}
+
+func (a *App) shutdown() error {
+	a.ready.Store(false)
+	a.log.Info("shutting down", "grace", a.cfg.ShutdownGrace.String())
+	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownGrace)
+	defer cancel()
+	err := a.main.Shutdown(ctx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		a.log.Warn("grace period over; closing remaining connections")
+		a.main.Close()
+	}
+	a.admin.Close()
+	return err
+}
+
+func routeSummary(routes []*registry.Route) string {
+	parts := make([]string, len(routes))
+	for i, r := range routes {
+		parts[i] = r.Name + "=" + r.AccessDomain + "->" + r.Upstream.Host
+	}
+	return strings.Join(parts, " ")
+}

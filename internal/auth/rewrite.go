@@ -1,0 +1,37 @@
+package auth
+
+import (
+	"strings"
+)
+
+// RewriteResult is the outcome of rewriting one WWW-Authenticate header.
+type RewriteResult struct {
+	// Headers are the values to send to the client, one challenge each:
+	// Docker's and containerd's parsers read a single challenge per header
+	// line, so "Basic …, Bearer …" is split.
+	Headers []string
+	// Realms are the upstream realms that were replaced, in order.
+	Realms []string
+}
+
+// RewriteBearerRealm points the realm of every Bearer challenge in header
+// at relayRealm, keeping service, scope and any other parameter. Other
+// schemes (Basic) pass unchanged: their realm is only a label.
+func RewriteBearerRealm(header, relayRealm string) (RewriteResult, error) {
+	cs, err := ParseChallenges(header)
+	if err != nil {
+		return RewriteResult{}, err
+	}
+	res := RewriteResult{Headers: make([]string, len(cs))}
+	for i := range cs {
+		c := &cs[i]
+		if strings.EqualFold(c.Scheme, "Bearer") {
+			if realm := c.Get("realm"); realm != "" {
+				res.Realms = append(res.Realms, realm)
+				c.Set("realm", relayRealm)
+			}
+		}
+		res.Headers[i] = c.String()
+	}
+	return res, nil
+}

@@ -1,0 +1,148 @@
+// Package config reads registry-relay's configuration from the environment
+// and validates it, naming the offending variable in every error.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/caarlos0/env/v11"
+
+	"github.com/registry-relay/registry-relay/internal/registry"
+)
+
+// Config is the whole relay configuration.
+type Config struct {
+	BaseDomain     string        `env:"RELAY_BASE_DOMAIN" envDefault:"localhost"`
+	Listen         string        `env:"RELAY_LISTEN" envDefault:":8080"`
+	AdminListen    string        `env:"RELAY_ADMIN_LISTEN" envDefault:":9090"`
+	TLSCert        string        `env:"RELAY_TLS_CERT"`
+	TLSKey         string        `env:"RELAY_TLS_KEY"`
+	LogLevel       string        `env:"RELAY_LOG_LEVEL" envDefault:"info"`
+	LogFormat      string        `env:"RELAY_LOG_FORMAT" envDefault:"json"`
+	PublicScheme   string        `env:"RELAY_PUBLIC_SCHEME"`
+	TrustedProxies []string      `env:"RELAY_TRUSTED_PROXIES" envSeparator:","`
+	DialTimeout    time.Duration `env:"RELAY_UPSTREAM_DIAL_TIMEOUT" envDefault:"10s"`
+	TLSTimeout     time.Duration `env:"RELAY_UPSTREAM_TLS_TIMEOUT" envDefault:"10s"`
+	HeaderTimeout  time.Duration `env:"RELAY_UPSTREAM_HEADER_TIMEOUT" envDefault:"60s"`
+	MaxRedirects   int           `env:"RELAY_MAX_REDIRECTS" envDefault:"10"`
+	// PassBlobRedirects hands blob redirects (to CDNs) to the client
+	// instead of following them, so blob bytes bypass the relay.
+	PassBlobRedirects bool          `env:"RELAY_PASS_BLOB_REDIRECTS" envDefault:"false"`
+	ShutdownGrace     time.Duration `env:"RELAY_SHUTDOWN_GRACE" envDefault:"30s"`
+
+	// Filled by Load from the variables above and the per-route ones.
+	Routes  []*registry.Route `env:"-"`
+	Trusted []netip.Prefix    `env:"-"`
+}
+
+// routeEnv is read once per built-in route with the route's prefix,
+// e.g. DOCKERHUB_ACCESS_DOMAIN.
+type routeEnv struct {
+	Enabled      bool     `env:"ENABLED" envDefault:"true"`
+	AccessDomain string   `env:"ACCESS_DOMAIN"`
+	Upstream     string   `env:"UPSTREAM"`
+	AuthHosts    []string `env:"AUTH_HOSTS" envSeparator:","`
+}
+
+// Load reads the configuration from environ (as from env.ToMap(os.Environ())).
+func Load(environ map[string]string) (*Config, error) {
+	c := &Config{}
+	if err := env.ParseWithOptions(c, env.Options{Environment: environ}); err != nil {
+		return nil, explain(err, "", c)
+	}
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	if err := c.loadRoutes(environ); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *Config) validate() error {
+	for name, addr := range map[string]string{"RELAY_LISTEN": c.Listen, "RELAY_ADMIN_LISTEN": c.AdminListen} {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return fmt.Errorf("%s=%q: want host:port or :port: %w", name, addr, err)
+		}
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return errors.New("RELAY_TLS_CERT and RELAY_TLS_KEY must be set together")
+	}
+	if err := oneOf("RELAY_LOG_LEVEL", c.LogLevel, "debug", "info", "warn", "error"); err != nil {
+		return err
+	}
+	if err := oneOf("RELAY_LOG_FORMAT", c.LogFormat, "json", "text"); err != nil {
+		return err
+	}
+	if err := oneOf("RELAY_PUBLIC_SCHEME", c.PublicScheme, "", "http", "https"); err != nil {
+		return err
+	}
+	if c.MaxRedirects < 0 {
+		return fmt.Errorf("RELAY_MAX_REDIRECTS=%d: must not be negative", c.MaxRedirects)
+	}
+	for name, d := range map[string]time.Duration{
+		"RELAY_UPSTREAM_DIAL_TIMEOUT": c.DialTimeout, "RELAY_UPSTREAM_TLS_TIMEOUT": c.TLSTimeout,
+		"RELAY_UPSTREAM_HEADER_TIMEOUT": c.HeaderTimeout, "RELAY_SHUTDOWN_GRACE": c.ShutdownGrace,
+	} {
+		if d < 0 {
+			return fmt.Errorf("%s=%s: must not be negative", name, d)
+		}
+	}
+	return c.parseTrusted()
+}
+
+func (c *Config) parseTrusted() error {
+	for _, s := range c.TrustedProxies {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			a, aerr := netip.ParseAddr(s)
+			if aerr != nil {
+				return fmt.Errorf("RELAY_TRUSTED_PROXIES: %q is neither a CIDR nor an IP address", s)
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		c.Trusted = append(c.Trusted, p.Masked())
+	}
+	return nil
+}
+
+func oneOf(name, value string, allowed ...string) error {
+	for _, a := range allowed {
+		if strings.EqualFold(value, a) {
+			return nil
+		}
+	}
+	return fmt.Errorf("%s=%q: want one of %s", name, value, strings.Join(allowed, ", "))
+}
+
+// explain rewrites env's errors, which name struct fields, to name the
+// environment variable the operator has to fix.
+func explain(err error, prefix string, v any) error {
+	var agg env.AggregateError
+	if !errors.As(err, &agg) {
+		return err
+	}
+	t := reflect.TypeOf(v).Elem()
+	msgs := make([]string, 0, len(agg.Errors))
+	for _, e := range agg.Errors {
+		var pe env.ParseError
+		if errors.As(e, &pe) {
+			if f, ok := t.FieldByName(pe.Name); ok {
+				msgs = append(msgs, fmt.Sprintf("%s%s: %v", prefix, f.Tag.Get("env"), pe.Err))
+				continue
+			}
+		}
+		msgs = append(msgs, e.Error())
+	}
+	return errors.New("invalid configuration: " + strings.Join(msgs, "; "))
+}

@@ -1,0 +1,129 @@
+// Package metrics defines registry-relay's Prometheus collectors and the
+// admin listener's handler (/metrics, /healthz, /readyz).
+package metrics
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/registry-relay/registry-relay/internal/registry"
+)
+
+// NoRoute is the route label of requests whose Host matched no route.
+const NoRoute = "none"
+
+// durationBuckets reach five minutes: a multi-GB layer through a slow link
+// is one request.
+var durationBuckets = []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300}
+
+// Metrics holds the relay's collectors. Labels come from small fixed sets:
+// route names, path kinds, methods and status codes, never hosts or paths.
+type Metrics struct {
+	requests  *prometheus.CounterVec
+	duration  *prometheus.HistogramVec
+	upstream  *prometheus.CounterVec
+	bytesSent *prometheus.CounterVec
+	inflight  *prometheus.GaugeVec
+	routeInfo *prometheus.GaugeVec
+}
+
+// New creates the collectors; nothing is registered until Register.
+func New() *Metrics {
+	return &Metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "relay_http_requests_total", Help: "Requests served, by route, path kind, method and status code.",
+		}, []string{"route", "kind", "method", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "relay_http_request_duration_seconds", Help: "Time from request to the last byte of the response.",
+			Buckets: durationBuckets,
+		}, []string{"route", "kind"}),
+		upstream: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "relay_upstream_requests_total", Help: "Requests sent to upstream registries and token services, by status code (\"error\" when none came back).",
+		}, []string{"route", "code"}),
+		bytesSent: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "relay_bytes_sent_total", Help: "Response body bytes sent to clients.",
+		}, []string{"route"}),
+		inflight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "relay_inflight_requests", Help: "Requests being served right now.",
+		}, []string{"route"}),
+		routeInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "relay_route_info", Help: "Always 1; ties each route name to its access domain and upstream, for joins.",
+		}, []string{"route", "host", "upstream"}),
+	}
+}
+
+// Register adds the collectors, plus Go and process collectors, to reg.
+func (m *Metrics) Register(reg prometheus.Registerer) error {
+	return errors.Join(
+		reg.Register(m.requests), reg.Register(m.duration), reg.Register(m.upstream),
+		reg.Register(m.bytesSent), reg.Register(m.inflight), reg.Register(m.routeInfo),
+		reg.Register(collectors.NewGoCollector()),
+		reg.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})),
+	)
+}
+
+// SetRoutes publishes relay_route_info for the configured routes.
+func (m *Metrics) SetRoutes(routes []*registry.Route) {
+	m.routeInfo.Reset()
+	for _, r := range routes {
+		m.routeInfo.WithLabelValues(r.Name, r.AccessDomain, r.Upstream.Host).Set(1)
+	}
+}
+
+// Begin counts a request as in flight and returns the function that ends it.
+func (m *Metrics) Begin(route string) func() {
+	g := m.inflight.WithLabelValues(route)
+	g.Inc()
+	return g.Dec
+}
+
+// Observe records one finished request.
+func (m *Metrics) Observe(route, kind, method string, code int, bytes int64, seconds float64) {
+	m.requests.WithLabelValues(route, kind, methodLabel(method), strconv.Itoa(code)).Inc()
+	m.duration.WithLabelValues(route, kind).Observe(seconds)
+	if bytes > 0 {
+		m.bytesSent.WithLabelValues(route).Add(float64(bytes))
+	}
+}
+
+// Upstream records one upstream answer; code 0 means no answer.
+func (m *Metrics) Upstream(route string, code int) {
+	label := "error"
+	if code > 0 {
+		label = strconv.Itoa(code)
+	}
+	m.upstream.WithLabelValues(route, label).Inc()
+}
+
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions:
+		return m
+	}
+	return "other"
+}
+
+// AdminHandler serves /metrics from gatherer, /healthz always, and /readyz
+// while ready is true (it turns false when shutdown begins, so load
+// balancers stop sending new requests first).
+func AdminHandler(gatherer prometheus.Gatherer, ready *atomic.Bool) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !ready.Load() {
+			http.Error(w, "shutting down", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ready\n"))
+	})
+	return mux
+}

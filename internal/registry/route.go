@@ -1,0 +1,102 @@
+// Package registry describes the upstream registries the relay serves: the
+// built-in table, the resolved routes, and the pure per-registry patches.
+package registry
+
+import (
+	"net"
+	"net/url"
+	"slices"
+	"strings"
+)
+
+// Route ties one access domain to one upstream registry.
+type Route struct {
+	// Name is the stable route name used in metrics and logs ("dockerhub").
+	Name string
+	// AccessDomain is the host clients use to reach this route.
+	AccessDomain string
+	// Upstream is the upstream registry's base URL (scheme and host, no path).
+	Upstream *url.URL
+	// UpstreamOverridden is set when the operator replaced the built-in
+	// upstream; the relay then trusts the realm that upstream advertises.
+	UpstreamOverridden bool
+	// AuthHosts are the hosts a token realm may point to. Token requests
+	// go nowhere else.
+	AuthHosts []string
+	// CredentialHosts are redirect targets, other than the upstream host
+	// itself, that may still receive the client's Authorization header
+	// (lscr.io hands pulls over to ghcr.io, which wants the same token).
+	CredentialHosts []string
+	// LibraryPatch inserts Docker Hub's implicit "library/" namespace.
+	LibraryPatch bool
+}
+
+// Repository maps a client-facing repository name to the upstream's.
+func (r *Route) Repository(name string) string {
+	if r.LibraryPatch {
+		return DockerHubRepository(name)
+	}
+	return name
+}
+
+// Scope maps a client-supplied token scope to the upstream's.
+func (r *Route) Scope(scope string) string {
+	if r.LibraryPatch {
+		return DockerHubScope(scope)
+	}
+	return scope
+}
+
+// AuthHostAllowed reports whether a token realm on host may be contacted.
+func (r *Route) AuthHostAllowed(host string) bool {
+	h := NormalizeHost(host)
+	return h == NormalizeHost(r.Upstream.Host) || slices.Contains(r.AuthHosts, h)
+}
+
+// KeepsCredentials reports whether a redirect to u may carry the client's
+// Authorization header. Only the upstream's exact host (and port) and the
+// route's credential hosts qualify: Go's client would also keep it for
+// subdomains, and signed CDN URLs (cdn01.quay.io, *.data.mcr.microsoft.com)
+// reject requests that carry one.
+func (r *Route) KeepsCredentials(u *url.URL) bool {
+	if strings.EqualFold(u.Host, r.Upstream.Host) && u.Scheme == r.Upstream.Scheme {
+		return true
+	}
+	return u.Scheme == "https" && slices.Contains(r.CredentialHosts, NormalizeHost(u.Host))
+}
+
+// NormalizeHost lower-cases a host, drops the port and a trailing dot, so
+// that "DHCR.Example.com.:443" matches "dhcr.example.com".
+func NormalizeHost(host string) string {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	} else if strings.HasPrefix(host, "[") && strings.HasSuffix(host, "]") {
+		host = host[1 : len(host)-1]
+	}
+	return strings.TrimSuffix(strings.ToLower(host), ".")
+}
+
+// Table finds the route for a request's Host header.
+type Table struct {
+	routes []*Route
+	byHost map[string]*Route
+}
+
+// NewTable indexes routes by access domain. Callers validate uniqueness
+// first (config does, naming the variables); later duplicates are ignored.
+func NewTable(routes []*Route) *Table {
+	t := &Table{routes: routes, byHost: make(map[string]*Route, len(routes))}
+	for _, r := range routes {
+		h := NormalizeHost(r.AccessDomain)
+		if _, dup := t.byHost[h]; !dup {
+			t.byHost[h] = r
+		}
+	}
+	return t
+}
+
+// Lookup returns the route serving host, or nil.
+func (t *Table) Lookup(host string) *Route { return t.byHost[NormalizeHost(host)] }
+
+// Routes returns the routes in configuration order.
+func (t *Table) Routes() []*Route { return t.routes }

@@ -1,0 +1,86 @@
+package relay_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/registry-relay/registry-relay/internal/app"
+	"github.com/registry-relay/registry-relay/internal/config"
+)
+
+// startRelay serves a relay configured by environ on loopback.
+func startRelay(t *testing.T, environ map[string]string) (*httptest.Server, *app.App) {
+	t.Helper()
+	cfg, err := config.Load(environ)
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	a, err := app.New(cfg, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(a.Handler())
+	t.Cleanup(srv.Close)
+	return srv, a
+}
+
+// call sends one request to the relay as if addressed to host.
+func call(t *testing.T, srv *httptest.Server, method, host, path string, hdr http.Header) *http.Response {
+	t.Helper()
+	req, err := http.NewRequest(method, srv.URL+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Host = host
+	for k, v := range hdr {
+		req.Header[k] = v
+	}
+	client := &http.Client{
+		Transport:     srv.Client().Transport,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	return resp
+}
+
+type ociErrors struct {
+	Errors []struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"errors"`
+}
+
+// wantOCIError asserts status and the first error code of a JSON envelope.
+func wantOCIError(t *testing.T, resp *http.Response, status int, code string) string {
+	t.Helper()
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != status {
+		t.Fatalf("status = %d, want %d (body %s)", resp.StatusCode, status, body)
+	}
+	var e ociErrors
+	if err := json.Unmarshal(body, &e); err != nil || len(e.Errors) == 0 {
+		t.Fatalf("body is not an OCI error envelope: %q", body)
+	}
+	if e.Errors[0].Code != code {
+		t.Fatalf("code = %s, want %s (%s)", e.Errors[0].Code, code, e.Errors[0].Message)
+	}
+	return e.Errors[0].Message
+}
+
+func readAll(t *testing.T, resp *http.Response) []byte {
+	t.Helper()
+	defer resp.Body.Close()
+	var buf bytes.Buffer
+	if _, err := io.Copy(&buf, resp.Body); err != nil {
+		t.Fatalf("reading body: %v", err)
+	}
+	return buf.Bytes()
+}

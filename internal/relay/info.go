@@ -1,0 +1,78 @@
+package relay
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"strings"
+
+	"github.com/registry-relay/registry-relay/internal/oci"
+)
+
+// serveInfo answers GET / with what this host relays and how to pull
+// through it: with eleven look-alike subdomains, users ask.
+func (rl *Relay) serveInfo(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		oci.NewError(http.StatusMethodNotAllowed, oci.CodeUnsupported, "only GET and HEAD are supported").ServeHTTP(w, r)
+		return
+	}
+	x := exchangeFrom(r.Context())
+	example := x.host + "/<repository>:<tag>"
+	if x.route.LibraryPatch {
+		example = x.host + "/library/nginx:latest (or " + x.host + "/nginx:latest)"
+	}
+	info := struct {
+		Service  string `json:"service"`
+		Route    string `json:"route"`
+		Upstream string `json:"upstream"`
+		Pull     string `json:"pull"`
+	}{"registry-relay", x.route.Name, x.route.Upstream.String(), "docker pull " + example}
+	if strings.Contains(r.Header.Get("Accept"), "application/json") {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(info)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	fmt.Fprintf(w, "registry-relay: this host relays the %s route to %s\n\npull through it with:\n  %s\n",
+		info.Route, info.Upstream, info.Pull)
+}
+
+// publicScheme is the scheme clients use to reach the relay, for the
+// realms it hands out: forced by configuration, told by a trusted proxy,
+// or seen on the connection.
+func (rl *Relay) publicScheme(r *http.Request) string {
+	if rl.opts.PublicScheme != "" {
+		return strings.ToLower(rl.opts.PublicScheme)
+	}
+	if p := forwardedProto(r); p != "" && rl.trusted(r.RemoteAddr) {
+		return p
+	}
+	if r.TLS != nil {
+		return "https"
+	}
+	return "http"
+}
+
+func forwardedProto(r *http.Request) string {
+	v, _, _ := strings.Cut(r.Header.Get("X-Forwarded-Proto"), ",")
+	switch v = strings.ToLower(strings.TrimSpace(v)); v {
+	case "http", "https":
+		return v
+	}
+	return ""
+}
+
+func (rl *Relay) trusted(remoteAddr string) bool {
+	ap, err := netip.ParseAddrPort(remoteAddr)
+	if err != nil {
+		return false
+	}
+	addr := ap.Addr().Unmap()
+	for _, p := range rl.opts.TrustedProxies {
+		if p.Contains(addr) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,170 @@
+package relay
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"net/http/httputil"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/registry-relay/registry-relay/internal/auth"
+	"github.com/registry-relay/registry-relay/internal/oci"
+)
+
+// maxErrorBody bounds how much of a non-JSON upstream error body is read
+// before it is replaced.
+const maxErrorBody = 64 << 10
+
+// serveRegistry handles /v2/…: parse, refuse what a read-only relay must
+// not do, patch the repository for the upstream, then proxy.
+func (rl *Relay) serveRegistry(w http.ResponseWriter, r *http.Request) {
+	x := exchangeFrom(r.Context())
+	p, perr := oci.ParsePath(r.URL.EscapedPath())
+	if perr != nil {
+		perr.ServeHTTP(w, r)
+		return
+	}
+	x.kind, x.path = p.Kind, p
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		oci.NewError(http.StatusMethodNotAllowed, oci.CodeUnsupported, "registry-relay is read-only: "+r.Method+" is not supported").ServeHTTP(w, r)
+		return
+	}
+	if p.Upload {
+		oci.NewError(http.StatusMethodNotAllowed, oci.CodeUnsupported, "registry-relay is read-only: uploads are not supported").ServeHTTP(w, r)
+		return
+	}
+	up := p
+	if p.Name != "" {
+		up.Name = x.route.Repository(p.Name)
+	}
+	target := *x.route.Upstream
+	target.Path = up.String()
+	if p.Kind == oci.KindOther { // /v2/_catalog
+		target.Path = "/v2/_catalog"
+	}
+	q := r.URL.Query()
+	q.Del("ns") // containerd's mirror hint; the route already names the upstream
+	target.RawQuery = q.Encode()
+	x.target = &target
+	rl.proxy.ServeHTTP(w, r)
+}
+
+func (rl *Relay) newReverseProxy() *httputil.ReverseProxy {
+	return &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			x := exchangeFrom(pr.In.Context())
+			pr.Out.URL = x.target
+			pr.Out.Host = ""
+			// Rewrite already dropped Forwarded/X-Forwarded-*; cookies
+			// are for the relay's domain, never the upstream's.
+			pr.Out.Header.Del("Cookie")
+			pr.Out.Header.Del("X-Real-Ip")
+		},
+		Transport:      &redirectFollower{next: rl.opts.Transport, max: rl.opts.MaxRedirects, passBlobs: rl.opts.PassBlobRedirects},
+		BufferPool:     bufferPool{},
+		ModifyResponse: rl.modifyResponse,
+		ErrorHandler:   rl.proxyError,
+		ErrorLog:       slog.NewLogLogger(rl.log.Handler(), slog.LevelDebug),
+	}
+}
+
+// modifyResponse adapts an upstream answer for the relay's clients.
+func (rl *Relay) modifyResponse(resp *http.Response) error {
+	x := exchangeFrom(resp.Request.Context())
+	x.upstreamStatus = resp.StatusCode
+	rl.opts.Metrics.Upstream(x.route.Name, resp.StatusCode)
+	resp.Header.Del("Set-Cookie") // the upstream's cookies mean nothing on the relay's domain
+	if resp.StatusCode == http.StatusUnauthorized {
+		rl.rewriteChallenges(resp, x)
+	}
+	if resp.StatusCode >= 400 {
+		return replaceNonJSONError(resp)
+	}
+	// A CDN answering a followed redirect does not know the digest; the
+	// request named it, and clients verify the bytes against it anyway.
+	if x.path.IsDigest() && resp.Header.Get("Docker-Content-Digest") == "" &&
+		(resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusPartialContent) {
+		resp.Header.Set("Docker-Content-Digest", x.path.Reference)
+	}
+	return nil
+}
+
+// rewriteChallenges points every Bearer realm at the relay's token
+// endpoint on the host the client used, and remembers the upstream realm.
+func (rl *Relay) rewriteChallenges(resp *http.Response, x *exchange) {
+	in := resp.Request.Context()
+	values := resp.Header.Values("WWW-Authenticate")
+	if len(values) == 0 {
+		return
+	}
+	relayRealm := x.scheme + "://" + x.host + "/token"
+	var out []string
+	for _, v := range values {
+		res, err := auth.RewriteBearerRealm(v, relayRealm)
+		if err != nil {
+			rl.log.WarnContext(in, "dropping unparsable upstream challenge", "route", x.route.Name, "err", err)
+			continue
+		}
+		for _, realm := range res.Realms {
+			if _, err := rl.realms.Learn(x.route, realm); err != nil {
+				rl.log.ErrorContext(in, "upstream advertised a refused token realm", "route", x.route.Name, "err", err)
+			}
+		}
+		out = append(out, res.Headers...)
+	}
+	resp.Header["Www-Authenticate"] = out
+}
+
+// replaceNonJSONError swaps HTML or plain-text upstream errors (CDNs, load
+// balancers) for an OCI error body: registry clients only parse JSON.
+func replaceNonJSONError(resp *http.Response) error {
+	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	if mt == "application/json" || strings.HasSuffix(mt, "+json") {
+		return nil
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxErrorBody))
+	resp.Body.Close()
+	e := oci.NewError(resp.StatusCode, oci.CodeForStatus(resp.StatusCode),
+		"upstream answered "+strconv.Itoa(resp.StatusCode)+" "+http.StatusText(resp.StatusCode))
+	body := e.Body()
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	resp.ContentLength = int64(len(body))
+	resp.Header.Set("Content-Length", strconv.Itoa(len(body)))
+	resp.Header.Set("Content-Type", "application/json; charset=utf-8")
+	resp.Header.Del("Content-Encoding")
+	return nil
+}
+
+// proxyError answers for an upstream that could not be reached or whose
+// redirects were refused; a client that went away gets nothing.
+func (rl *Relay) proxyError(w http.ResponseWriter, r *http.Request, err error) {
+	x := exchangeFrom(r.Context())
+	if r.Context().Err() != nil {
+		x.clientGone = true
+		return
+	}
+	rl.opts.Metrics.Upstream(x.route.Name, 0)
+	var re *redirectError
+	if errors.As(err, &re) {
+		rl.log.WarnContext(r.Context(), "upstream redirect refused", "route", x.route.Name, "err", err)
+		oci.NewError(http.StatusBadGateway, oci.CodeUnavailable, re.Error()).ServeHTTP(w, r)
+		return
+	}
+	rl.log.WarnContext(r.Context(), "upstream request failed", "route", x.route.Name, "upstream", x.target.Host, "err", err)
+	oci.UpstreamError(err).ServeHTTP(w, r)
+}
+
+// bufferPool hands ReverseProxy 32 KiB buffers, so streaming many blobs
+// does not allocate per request.
+type bufferPool struct{}
+
+var buffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+func (bufferPool) Get() []byte  { return *(buffers.Get().(*[]byte)) }
+func (bufferPool) Put(b []byte) { buffers.Put(&b) }

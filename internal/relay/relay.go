@@ -1,0 +1,134 @@
+// Package relay is registry-relay's HTTP front: it picks a route by Host,
+// answers the OCI pull API by proxying to the route's upstream, and serves
+// the token endpoint that rewritten challenges point clients to.
+package relay
+
+import (
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/registry-relay/registry-relay/internal/auth"
+	"github.com/registry-relay/registry-relay/internal/metrics"
+	"github.com/registry-relay/registry-relay/internal/oci"
+	"github.com/registry-relay/registry-relay/internal/registry"
+)
+
+// Options configure a Relay.
+type Options struct {
+	Routes  *registry.Table
+	Metrics *metrics.Metrics
+	Log     *slog.Logger
+	// Transport reaches upstreams; it must not decompress bodies
+	// (DisableCompression) so that lengths and digests stay exact.
+	Transport http.RoundTripper
+	// MaxRedirects bounds the redirects followed for one request.
+	MaxRedirects int
+	// PassBlobRedirects returns blob redirects to the client.
+	PassBlobRedirects bool
+	// PublicScheme forces the scheme of rewritten realms ("http"/"https").
+	PublicScheme string
+	// TrustedProxies may set X-Forwarded-Proto.
+	TrustedProxies []netip.Prefix
+}
+
+// Relay is the registry-facing http.Handler.
+type Relay struct {
+	opts    Options
+	log     *slog.Logger
+	proxy   http.Handler
+	realms  *auth.Realms
+	tokens  *auth.TokenProxy
+	handler http.Handler
+}
+
+// New wires a Relay.
+func New(opts Options) *Relay {
+	noFollow := &http.Client{
+		Transport:     opts.Transport,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	rl := &Relay{opts: opts, log: opts.Log, realms: auth.NewRealms(noFollow)}
+	rl.tokens = &auth.TokenProxy{Client: noFollow, Realms: rl.realms, Log: opts.Log}
+	rl.proxy = rl.newReverseProxy()
+
+	r := chi.NewRouter()
+	r.Use(rl.observe, rl.resolveRoute)
+	r.HandleFunc("/", rl.serveInfo)
+	r.HandleFunc("/token", rl.serveToken)
+	r.HandleFunc("/v2", rl.serveRegistry)
+	r.HandleFunc("/v2/*", rl.serveRegistry)
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		oci.NewError(http.StatusNotFound, oci.CodeNameUnknown, "not a registry API path").ServeHTTP(w, r)
+	})
+	rl.handler = r
+	return rl
+}
+
+func (rl *Relay) ServeHTTP(w http.ResponseWriter, r *http.Request) { rl.handler.ServeHTTP(w, r) }
+
+// observe records the access log line and metrics of every request, from
+// the exchange that the handlers fill in.
+func (rl *Relay) observe(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		x := &exchange{kind: oci.KindOther, host: r.Host, scheme: rl.publicScheme(r)}
+		routeName := metrics.NoRoute
+		if route := rl.opts.Routes.Lookup(r.Host); route != nil {
+			x.route, routeName = route, route.Name
+		}
+		done := rl.opts.Metrics.Begin(routeName)
+		rec := &recorder{ResponseWriter: w}
+		defer func() {
+			done()
+			status := rec.status
+			if x.clientGone {
+				status = 499 // nginx's "client closed request", for logs and metrics only
+			}
+			elapsed := time.Since(start)
+			rl.opts.Metrics.Observe(routeName, string(x.kind), r.Method, status, rec.bytes, elapsed.Seconds())
+			rl.log.LogAttrs(r.Context(), slog.LevelInfo, "request",
+				slog.String("route", routeName), slog.String("host", r.Host), slog.String("method", r.Method),
+				slog.String("kind", string(x.kind)), slog.String("path", r.URL.EscapedPath()),
+				slog.Int("status", status), slog.Int64("bytes", rec.bytes),
+				slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
+				slog.Int("upstream_status", x.upstreamStatus), slog.String("remote", r.RemoteAddr))
+		}()
+		next.ServeHTTP(rec, r.WithContext(withExchange(r.Context(), x)))
+	})
+}
+
+// resolveRoute answers requests for hosts that no route serves.
+func (rl *Relay) resolveRoute(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if exchangeFrom(r.Context()).route == nil {
+			oci.NewError(http.StatusNotFound, oci.CodeNameUnknown,
+				"no registry is served at host "+quoteHost(r.Host)).ServeHTTP(w, r)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (rl *Relay) serveToken(w http.ResponseWriter, r *http.Request) {
+	x := exchangeFrom(r.Context())
+	x.kind = oci.KindToken
+	if r.Method != http.MethodGet && r.Method != http.MethodPost {
+		oci.NewError(http.StatusMethodNotAllowed, oci.CodeUnsupported, "the token endpoint accepts GET and POST").ServeHTTP(w, r)
+		return
+	}
+	x.upstreamStatus = rl.tokens.Serve(w, r, x.route)
+	rl.opts.Metrics.Upstream(x.route.Name, x.upstreamStatus)
+}
+
+// quoteHost keeps a hostile Host header from shaping the error text.
+func quoteHost(h string) string {
+	if len(h) > 255 {
+		h = h[:255]
+	}
+	return strconv.Quote(h)
+}
