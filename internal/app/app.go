@@ -33,13 +33,14 @@ const (
 
 // App is a configured, not yet started, relay.
 type App struct {
-	cfg      *config.Config
-	log      *slog.Logger
-	ready    atomic.Bool
-	relay    *relay.Relay
-	registry *prometheus.Registry
-	main     *http.Server
-	admin    *http.Server
+	cfg       *config.Config
+	log       *slog.Logger
+	ready     atomic.Bool
+	relay     *relay.Relay
+	registry  *prometheus.Registry
+	main      *http.Server
+	admin     *http.Server
+	transport *http.Transport
 }
 
 // New builds the relay from cfg, logging to logOut.
@@ -51,12 +52,12 @@ func New(cfg *config.Config, logOut io.Writer) (*App, error) {
 		return nil, fmt.Errorf("registering metrics: %w", err)
 	}
 	m.SetRoutes(cfg.Routes)
-	a := &App{cfg: cfg, log: log, registry: reg}
+	a := &App{cfg: cfg, log: log, registry: reg, transport: NewTransport(cfg)}
 	a.relay = relay.New(relay.Options{
 		Routes:            registry.NewTable(cfg.Routes),
 		Metrics:           m,
 		Log:               log,
-		Transport:         NewTransport(cfg),
+		Transport:         a.transport,
 		MaxRedirects:      cfg.MaxRedirects,
 		PassBlobRedirects: cfg.PassBlobRedirects,
 		PublicScheme:      cfg.PublicScheme,
@@ -79,6 +80,10 @@ func New(cfg *config.Config, logOut io.Writer) (*App, error) {
 
 // Handler is the registry-facing handler, for tests that serve it themselves.
 func (a *App) Handler() http.Handler { return a.relay }
+
+// CloseIdleConnections drops idle upstream connections; Serve does it on
+// shutdown, tests that use Handler call it themselves.
+func (a *App) CloseIdleConnections() { a.transport.CloseIdleConnections() }
 
 // Gatherer exposes the metrics registry, for tests.
 func (a *App) Gatherer() prometheus.Gatherer { return a.registry }
@@ -132,6 +137,7 @@ func (a *App) Serve(ctx context.Context) error {
 
 // ServeListeners is Serve on listeners the caller opened.
 func (a *App) ServeListeners(ctx context.Context, mainLn, adminLn net.Listener) error {
+	serveMain := func() error { return a.main.Serve(mainLn) }
 	if a.cfg.TLSCert != "" {
 		cert, err := tls.LoadX509KeyPair(a.cfg.TLSCert, a.cfg.TLSKey)
 		if err != nil {
@@ -140,10 +146,11 @@ func (a *App) ServeListeners(ctx context.Context, mainLn, adminLn net.Listener) 
 			return fmt.Errorf("RELAY_TLS_CERT/RELAY_TLS_KEY: %w", err)
 		}
 		a.main.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-		mainLn = tls.NewListener(mainLn, a.main.TLSConfig)
+		// ServeTLS, not a tls.Listener: it also offers HTTP/2.
+		serveMain = func() error { return a.main.ServeTLS(mainLn, "", "") }
 	}
 	errc := make(chan error, 2)
-	go func() { errc <- a.main.Serve(mainLn) }()
+	go func() { errc <- serveMain() }()
 	go func() { errc <- a.admin.Serve(adminLn) }()
 	a.ready.Store(true)
 	a.log.Info("registry-relay listening", "addr", mainLn.Addr().String(), "admin_addr", adminLn.Addr().String(), "routes", routeSummary(a.cfg.Routes))
@@ -170,6 +177,7 @@ func (a *App) shutdown() error {
 		a.main.Close()
 	}
 	a.admin.Close()
+	a.transport.CloseIdleConnections()
 	return err
 }
 

@@ -112,6 +112,9 @@ func ParseChallenges(h string) ([]Challenge, error) {
 // of the next challenge.
 func (s *scanner) params(c *Challenge) error {
 	s.skipSpace()
+	if s.peek(',') {
+		return nil // a challenge without parameters: "Negotiate, Bearer realm=…" (RFC 7235 §4.1)
+	}
 	for !s.done() {
 		mark := s.i
 		key := s.token()

@@ -91,7 +91,7 @@ func ParseUpstream(s string) (*url.URL, error) {
 		return nil, fmt.Errorf("missing host")
 	case u.User != nil:
 		return nil, fmt.Errorf("credentials in the URL are not supported")
-	case u.Path != "" || u.RawQuery != "" || u.Fragment != "":
+	case u.Path != "" || u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
 		return nil, fmt.Errorf("want a base URL like https://registry.example.com, without path or query")
 	}
 	return u, nil

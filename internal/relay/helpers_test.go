@@ -8,9 +8,17 @@ import (
 	"net/http/httptest"
 	"testing"
 
+	"go.uber.org/goleak"
+
 	"github.com/registry-relay/registry-relay/internal/app"
 	"github.com/registry-relay/registry-relay/internal/config"
+	"github.com/registry-relay/registry-relay/internal/relaytest"
 )
+
+// TestMain fails the package if streams leave goroutines behind.
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, relaytest.IgnoreRegistryGoroutines())
+}
 
 // startRelay serves a relay configured by environ on loopback.
 func startRelay(t *testing.T, environ map[string]string) (*httptest.Server, *app.App) {
@@ -24,7 +32,10 @@ func startRelay(t *testing.T, environ map[string]string) (*httptest.Server, *app
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(a.Handler())
-	t.Cleanup(srv.Close)
+	t.Cleanup(func() {
+		srv.Close()
+		a.CloseIdleConnections()
+	})
 	return srv, a
 }
 

@@ -45,9 +45,6 @@ func (rl *Relay) serveRegistry(w http.ResponseWriter, r *http.Request) {
 	}
 	target := *x.route.Upstream
 	target.Path = up.String()
-	if p.Kind == oci.KindOther { // /v2/_catalog
-		target.Path = "/v2/_catalog"
-	}
 	q := r.URL.Query()
 	q.Del("ns") // containerd's mirror hint; the route already names the upstream
 	target.RawQuery = q.Encode()
@@ -66,8 +63,12 @@ func (rl *Relay) newReverseProxy() *httputil.ReverseProxy {
 			pr.Out.Header.Del("Cookie")
 			pr.Out.Header.Del("X-Real-Ip")
 		},
-		Transport:      &redirectFollower{next: rl.opts.Transport, max: rl.opts.MaxRedirects, passBlobs: rl.opts.PassBlobRedirects},
-		BufferPool:     bufferPool{},
+		Transport:  &redirectFollower{next: rl.opts.Transport, max: rl.opts.MaxRedirects, passBlobs: rl.opts.PassBlobRedirects},
+		BufferPool: bufferPool{},
+		// Flush every write: clients see headers and first bytes at once
+		// even when an upstream or CDN trickles; blob-sized writes bypass
+		// the server's buffer anyway, so this costs next to nothing.
+		FlushInterval:  -1,
 		ModifyResponse: rl.modifyResponse,
 		ErrorHandler:   rl.proxyError,
 		ErrorLog:       slog.NewLogLogger(rl.log.Handler(), slog.LevelDebug),
@@ -86,6 +87,7 @@ func (rl *Relay) modifyResponse(resp *http.Response) error {
 	if resp.StatusCode >= 400 {
 		return replaceNonJSONError(resp)
 	}
+	relativizeLinks(resp, x)
 	// A CDN answering a followed redirect does not know the digest; the
 	// request named it, and clients verify the bytes against it anyway.
 	if x.path.IsDigest() && resp.Header.Get("Docker-Content-Digest") == "" &&
@@ -119,6 +121,22 @@ func (rl *Relay) rewriteChallenges(resp *http.Response, x *exchange) {
 		out = append(out, res.Headers...)
 	}
 	resp.Header["Www-Authenticate"] = out
+}
+
+// relativizeLinks keeps pagination (tags/list, referrers, _catalog) on
+// the relay: a Link header naming the upstream absolutely would send the
+// client around it.
+func relativizeLinks(resp *http.Response, x *exchange) {
+	links := resp.Header.Values("Link")
+	if len(links) == 0 {
+		return
+	}
+	origin := "<" + x.route.Upstream.Scheme + "://" + x.route.Upstream.Host + "/"
+	out := make([]string, len(links))
+	for i, l := range links {
+		out[i] = strings.ReplaceAll(l, origin, "</")
+	}
+	resp.Header["Link"] = out
 }
 
 // replaceNonJSONError swaps HTML or plain-text upstream errors (CDNs, load

@@ -248,3 +248,19 @@ func TestClientDisconnectCancelsUpstream(t *testing.T) {
 		t.Fatal("upstream request still running after the client went away")
 	}
 }
+
+func TestPaginationLinkStaysOnRelay(t *testing.T) {
+	var upstreamURL string
+	up, _ := fakeUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Add("Link", `<`+upstreamURL+`/v2/library/x/tags/list?n=1&last=a>; rel="next"`)
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"name":"library/x","tags":["a"]}`)
+	})
+	upstreamURL = up.URL
+	relay, _ := startRelay(t, hubEnv(up.URL))
+	resp := call(t, relay, "GET", hubHost, "/v2/x/tags/list?n=1", nil)
+	resp.Body.Close()
+	if got := resp.Header.Get("Link"); got != `</v2/library/x/tags/list?n=1&last=a>; rel="next"` {
+		t.Errorf("Link = %q, want a relative link", got)
+	}
+}

@@ -1,0 +1,91 @@
+package registry_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/registry-relay/registry-relay/internal/registry"
+)
+
+func TestDockerHubRepository(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"nginx", "library/nginx"},
+		{"library/nginx", "library/nginx"},
+		{"bitnami/redis", "bitnami/redis"},
+		{"a/b/c", "a/b/c"},
+		{"", ""},
+	}
+	for _, tt := range tests {
+		if got := registry.DockerHubRepository(tt.in); got != tt.want {
+			t.Errorf("DockerHubRepository(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestDockerHubScope(t *testing.T) {
+	tests := []struct{ name, in, want string }{
+		{"single", "repository:nginx:pull", "repository:library/nginx:pull"},
+		{"already prefixed", "repository:library/nginx:pull", "repository:library/nginx:pull"},
+		{"nested", "repository:bitnami/redis:pull", "repository:bitnami/redis:pull"},
+		{"several actions", "repository:nginx:pull,push", "repository:library/nginx:pull,push"},
+		{"wildcard action", "repository:nginx:*", "repository:library/nginx:*"},
+		{"resource class", "repository(plugin):x:pull", "repository(plugin):library/x:pull"},
+		{"catalog", "registry:catalog:*", "registry:catalog:*"},
+		{"several scopes",
+			"repository:nginx:pull repository:bitnami/redis:pull registry:catalog:* repository:alpine:pull,push",
+			"repository:library/nginx:pull repository:bitnami/redis:pull registry:catalog:* repository:library/alpine:pull,push"},
+		{"empty", "", ""},
+		{"no actions", "repository:nginx", "repository:nginx"},
+		{"no colon", "nginx", "nginx"},
+		{"empty name", "repository::pull", "repository::pull"},
+		{"other type", "repo:nginx:pull", "repo:nginx:pull"},
+		{"type prefix only", "repositoryx:nginx:pull", "repositoryx:nginx:pull"},
+		{"name with port-like colon", "repository:a:b:pull", "repository:library/a:b:pull"},
+		{"double space kept", "repository:a:pull  repository:b:pull", "repository:library/a:pull  repository:library/b:pull"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := registry.DockerHubScope(tt.in); got != tt.want {
+				t.Errorf("DockerHubScope(%q) = %q, want %q", tt.in, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestRoutePatchesOnlyWithLibraryPatch(t *testing.T) {
+	hub := &registry.Route{Name: "dockerhub", LibraryPatch: true}
+	quay := &registry.Route{Name: "quay"}
+	if got := hub.Repository("nginx"); got != "library/nginx" {
+		t.Errorf("dockerhub Repository = %q", got)
+	}
+	if got := hub.Scope("repository:nginx:pull"); got != "repository:library/nginx:pull" {
+		t.Errorf("dockerhub Scope = %q", got)
+	}
+	if got := quay.Repository("nginx"); got != "nginx" {
+		t.Errorf("quay Repository = %q", got)
+	}
+	if got := quay.Scope("repository:nginx:pull"); got != "repository:nginx:pull" {
+		t.Errorf("quay Scope = %q", got)
+	}
+}
+
+func FuzzDockerHubScope(f *testing.F) {
+	for _, s := range []string{
+		"repository:nginx:pull", "repository:library/nginx:pull", "repository(plugin):x:pull",
+		"registry:catalog:*", "repository:a:b:pull repository:c:push", "", " ", "repository::",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		once := registry.DockerHubScope(s)
+		if twice := registry.DockerHubScope(once); twice != once {
+			t.Fatalf("not idempotent: %q -> %q -> %q", s, once, twice)
+		}
+		if got, want := strings.Count(once, " "), strings.Count(s, " "); got != want {
+			t.Fatalf("scope count changed: %q -> %q", s, once)
+		}
+		if !strings.Contains(s, "repository") && once != s {
+			t.Fatalf("non-repository scope changed: %q -> %q", s, once)
+		}
+	})
+}

@@ -1,0 +1,160 @@
+package registry_test
+
+import (
+	"net/url"
+	"slices"
+	"testing"
+
+	"github.com/registry-relay/registry-relay/internal/registry"
+)
+
+func mustURL(t *testing.T, s string) *url.URL {
+	t.Helper()
+	u, err := url.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+func TestNormalizeHost(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"dhcr.example.com", "dhcr.example.com"},
+		{"DHCR.Example.COM", "dhcr.example.com"},
+		{"dhcr.example.com:443", "dhcr.example.com"},
+		{"dhcr.example.com.", "dhcr.example.com"},
+		{"DHCR.Example.com.:443", "dhcr.example.com"},
+		{"[::1]:8080", "::1"},
+		{"[::1]", "::1"},
+		{"::1", "::1"},
+		{"[2001:DB8::1]:5000", "2001:db8::1"},
+		{"127.0.0.1:5000", "127.0.0.1"},
+		{"", ""},
+	}
+	for _, tt := range tests {
+		if got := registry.NormalizeHost(tt.in); got != tt.want {
+			t.Errorf("NormalizeHost(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestTableLookup(t *testing.T) {
+	hub := &registry.Route{Name: "dockerhub", AccessDomain: "dhcr.example.com"}
+	quay := &registry.Route{Name: "quay", AccessDomain: "Quay.Example.com"}
+	dup := &registry.Route{Name: "dup", AccessDomain: "dhcr.example.com."}
+	table := registry.NewTable([]*registry.Route{hub, quay, dup})
+
+	tests := []struct {
+		host string
+		want *registry.Route
+	}{
+		{"dhcr.example.com", hub},
+		{"DHCR.EXAMPLE.COM:443", hub},
+		{"dhcr.example.com.", hub},
+		{"quay.example.com:8080", quay},
+		{"gcr.example.com", nil},
+		{"example.com", nil},
+		{"x.dhcr.example.com", nil},
+		{"", nil},
+	}
+	for _, tt := range tests {
+		if got := table.Lookup(tt.host); got != tt.want {
+			t.Errorf("Lookup(%q) = %v, want %v", tt.host, got, tt.want)
+		}
+	}
+	if got := table.Routes(); !slices.Equal(got, []*registry.Route{hub, quay, dup}) {
+		t.Errorf("Routes() = %v, want configuration order", got)
+	}
+}
+
+func TestKeepsCredentials(t *testing.T) {
+	quay := &registry.Route{Name: "quay", Upstream: mustURL(t, "https://quay.io")}
+	lscr := &registry.Route{Name: "lscr", Upstream: mustURL(t, "https://lscr.io"), CredentialHosts: []string{"ghcr.io"}}
+	local := &registry.Route{Name: "local", Upstream: mustURL(t, "http://127.0.0.1:5000")}
+
+	tests := []struct {
+		name  string
+		route *registry.Route
+		url   string
+		want  bool
+	}{
+		{"exact host", quay, "https://quay.io/v2/x/blobs/sha256:aa", true},
+		{"exact host other case", quay, "https://QUAY.io/v2/", true},
+		{"cdn subdomain", quay, "https://cdn01.quay.io/sha256/aa?X-Amz-Signature=1", false},
+		{"other scheme", quay, "http://quay.io/v2/", false},
+		{"other host", quay, "https://storage.googleapis.com/x", false},
+		{"suffix lookalike", quay, "https://evilquay.io/", false},
+		{"credential host over https", lscr, "https://ghcr.io/v2/linuxserver/x/blobs/sha256:aa", true},
+		{"credential host over http", lscr, "http://ghcr.io/v2/", false},
+		{"credential host subdomain", lscr, "https://pkg-containers.ghcr.io/x", false},
+		{"github cdn", lscr, "https://pkg-containers.githubusercontent.com/x", false},
+		{"host with port", local, "http://127.0.0.1:5000/v2/", true},
+		{"host other port", local, "http://127.0.0.1:5001/v2/", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.route.KeepsCredentials(mustURL(t, tt.url)); got != tt.want {
+				t.Errorf("%s.KeepsCredentials(%s) = %v, want %v", tt.route.Name, tt.url, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestAuthHostAllowed(t *testing.T) {
+	hub := &registry.Route{Name: "dockerhub", Upstream: mustURL(t, "https://registry-1.docker.io"),
+		AuthHosts: []string{"auth.docker.io", "auth.ipv6.docker.com"}}
+	gcr := &registry.Route{Name: "gcr", Upstream: mustURL(t, "https://gcr.io")}
+
+	tests := []struct {
+		route *registry.Route
+		host  string
+		want  bool
+	}{
+		{hub, "auth.docker.io", true},
+		{hub, "AUTH.docker.io:443", true},
+		{hub, "auth.docker.io.", true},
+		{hub, "auth.ipv6.docker.com", true},
+		{hub, "registry-1.docker.io", true},
+		{hub, "evil.example", false},
+		{hub, "x.auth.docker.io", false},
+		{hub, "docker.io", false},
+		{gcr, "gcr.io", true},
+		{gcr, "gcr.io:443", true},
+		{gcr, "auth.docker.io", false},
+	}
+	for _, tt := range tests {
+		if got := tt.route.AuthHostAllowed(tt.host); got != tt.want {
+			t.Errorf("%s.AuthHostAllowed(%q) = %v, want %v", tt.route.Name, tt.host, got, tt.want)
+		}
+	}
+}
+
+func TestBuiltins(t *testing.T) {
+	want := []struct{ name, prefix, sub string }{
+		{"dockerhub", "DOCKERHUB", "dhcr"}, {"k8s", "K8S", "k8s"}, {"quay", "QUAY", "quay"},
+		{"gcr", "GCR", "gcr"}, {"ghcr", "GHCR", "ghcr"}, {"elastic", "ELASTIC", "elastic"},
+		{"crunchydata", "CRUNCHYDATA", "crunchydata"}, {"nvcr", "NVCR", "nvcr"},
+		{"lscr", "LSCR", "lscr"}, {"mcr", "MCR", "mcr"}, {"gitlab", "GITLAB", "gitlab"},
+	}
+	if len(registry.Builtins) != len(want) {
+		t.Fatalf("%d builtins, want %d", len(registry.Builtins), len(want))
+	}
+	for i, w := range want {
+		b := registry.Builtins[i]
+		if b.Name != w.name || b.EnvPrefix != w.prefix || b.Subdomain != w.sub {
+			t.Errorf("Builtins[%d] = %s/%s/%s, want %s/%s/%s", i, b.Name, b.EnvPrefix, b.Subdomain, w.name, w.prefix, w.sub)
+		}
+		u, err := url.Parse(b.Upstream)
+		if err != nil || u.Scheme != "https" || u.Host == "" || u.Path != "" {
+			t.Errorf("%s upstream %q is not an https base URL", b.Name, b.Upstream)
+		}
+		if b.LibraryPatch != (b.Name == "dockerhub") {
+			t.Errorf("%s LibraryPatch = %v", b.Name, b.LibraryPatch)
+		}
+		for _, h := range append(slices.Clone(b.AuthHosts), b.CredentialHosts...) {
+			if h != registry.NormalizeHost(h) {
+				t.Errorf("%s host %q is not normalized", b.Name, h)
+			}
+		}
+	}
+}
