@@ -123,16 +123,25 @@ func NewLogger(cfg *config.Config, out io.Writer) *slog.Logger {
 // then drains: /readyz fails at once, listeners close, and in-flight
 // transfers get the grace period to finish.
 func (a *App) Serve(ctx context.Context) error {
-	mainLn, err := net.Listen("tcp", a.cfg.Listen)
+	mainLn, adminLn, err := Listen(a.cfg)
 	if err != nil {
-		return fmt.Errorf("RELAY_LISTEN %s: %w", a.cfg.Listen, err)
-	}
-	adminLn, err := net.Listen("tcp", a.cfg.AdminListen)
-	if err != nil {
-		mainLn.Close()
-		return fmt.Errorf("RELAY_ADMIN_LISTEN %s: %w", a.cfg.AdminListen, err)
+		return err
 	}
 	return a.ServeListeners(ctx, mainLn, adminLn)
+}
+
+// Listen opens the registry and admin listeners that cfg names.
+func Listen(cfg *config.Config) (mainLn, adminLn net.Listener, err error) {
+	mainLn, err = net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, nil, fmt.Errorf("RELAY_LISTEN %s: %w", cfg.Listen, err)
+	}
+	adminLn, err = net.Listen("tcp", cfg.AdminListen)
+	if err != nil {
+		mainLn.Close()
+		return nil, nil, fmt.Errorf("RELAY_ADMIN_LISTEN %s: %w", cfg.AdminListen, err)
+	}
+	return mainLn, adminLn, nil
 }
 
 // ServeListeners is Serve on listeners the caller opened.

@@ -14,6 +14,32 @@ import (
 	"github.com/registry-relay/registry-relay/internal/config"
 )
 
+// running is an app serving on loopback listeners.
+type running struct {
+	mainAddr, adminAddr string
+	stop                context.CancelFunc
+	served              chan error
+}
+
+// startApp serves a relay configured by environ and waits until it is ready.
+func startApp(t *testing.T, environ map[string]string) *running {
+	t.Helper()
+	cfg, err := config.Load(environ)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := app.New(cfg, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mainLn, adminLn := listen(t), listen(t)
+	ctx, stop := context.WithCancel(context.Background())
+	r := &running{mainAddr: mainLn.Addr().String(), adminAddr: adminLn.Addr().String(), stop: stop, served: make(chan error, 1)}
+	go func() { r.served <- a.ServeListeners(ctx, mainLn, adminLn) }()
+	waitStatus(t, "http://"+r.adminAddr+"/readyz", http.StatusOK)
+	return r
+}
+
 func listen(t *testing.T) net.Listener {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -38,23 +64,10 @@ func TestShutdownDrainsInFlightTransfers(t *testing.T) {
 	}))
 	defer upstream.Close()
 
-	cfg, err := config.Load(map[string]string{
+	r := startApp(t, map[string]string{
 		"RELAY_BASE_DOMAIN": "test", "DOCKERHUB_UPSTREAM": upstream.URL, "RELAY_SHUTDOWN_GRACE": "10s",
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := app.New(cfg, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mainLn, adminLn := listen(t), listen(t)
-	ctx, stop := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- a.ServeListeners(ctx, mainLn, adminLn) }()
-
-	relayURL, adminURL := "http://"+mainLn.Addr().String(), "http://"+adminLn.Addr().String()
-	waitStatus(t, adminURL+"/readyz", http.StatusOK)
+	relayURL, adminURL := "http://"+r.mainAddr, "http://"+r.adminAddr
 
 	req, _ := http.NewRequest("GET", relayURL+"/v2/x/blobs/sha256:"+strings.Repeat("a", 64), nil)
 	req.Host = "dhcr.test"
@@ -62,9 +75,9 @@ func TestShutdownDrainsInFlightTransfers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stop()
+	r.stop()
 	waitStatus(t, adminURL+"/readyz", http.StatusServiceUnavailable)
-	if c, err := net.DialTimeout("tcp", mainLn.Addr().String(), time.Second); err == nil {
+	if c, err := net.DialTimeout("tcp", r.mainAddr, time.Second); err == nil {
 		c.Close()
 		t.Error("relay accepted a new connection while draining")
 	}
@@ -74,7 +87,7 @@ func TestShutdownDrainsInFlightTransfers(t *testing.T) {
 		t.Fatalf("in-flight transfer cut short: %d bytes, %v", len(body), err)
 	}
 	select {
-	case err := <-served:
+	case err := <-r.served:
 		if err != nil {
 			t.Fatalf("ServeListeners: %v", err)
 		}

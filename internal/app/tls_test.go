@@ -1,7 +1,6 @@
 package app_test
 
 import (
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -9,7 +8,6 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
-	"io"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
@@ -18,9 +16,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/registry-relay/registry-relay/internal/app"
-	"github.com/registry-relay/registry-relay/internal/config"
 )
 
 // writeSelfSigned writes a certificate for dhcr.test and its key.
@@ -55,29 +50,17 @@ func TestServesTLSWithHTTPSRealms(t *testing.T) {
 	}))
 	defer upstream.Close()
 	certFile, keyFile := writeSelfSigned(t)
-	cfg, err := config.Load(map[string]string{
+	r := startApp(t, map[string]string{
 		"RELAY_BASE_DOMAIN": "test", "DOCKERHUB_UPSTREAM": upstream.URL,
 		"RELAY_TLS_CERT": certFile, "RELAY_TLS_KEY": keyFile,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := app.New(cfg, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mainLn, adminLn := listen(t), listen(t)
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.ServeListeners(ctx, mainLn, adminLn) }()
-	defer func() { stop(); <-done }()
-	waitStatus(t, "http://"+adminLn.Addr().String()+"/readyz", http.StatusOK)
+	defer func() { r.stop(); <-r.served }()
 
 	client := &http.Client{Transport: &http.Transport{
 		TLSClientConfig:   &tls.Config{InsecureSkipVerify: true, ServerName: "dhcr.test"},
 		ForceAttemptHTTP2: true,
 	}}
-	req, _ := http.NewRequest("GET", "https://"+mainLn.Addr().String()+"/v2/", nil)
+	req, _ := http.NewRequest("GET", "https://"+r.mainAddr+"/v2/", nil)
 	req.Host = "dhcr.test"
 	resp, err := client.Do(req)
 	if err != nil {

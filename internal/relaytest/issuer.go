@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -37,7 +38,9 @@ type TokenIssuer struct {
 	Issuer  string // iss claim the registry trusts
 
 	signer       *signer
+	srv          *httptest.Server
 	bundlePath   string // PEM file for the registry's rootcertbundle
+	tempDir      string // removed by Close; "" when the caller owns the directory
 	users        map[string]string
 	privateRepos []string
 
@@ -45,7 +48,7 @@ type TokenIssuer struct {
 	requests []TokenRequest
 }
 
-// IssuerOptions configures NewTokenIssuer.
+// IssuerOptions configures NewTokenIssuer and StartTokenIssuer.
 type IssuerOptions struct {
 	// Users maps username to password, accepted via HTTP Basic (GET) or an
 	// OAuth2 password grant (POST). Every user may pull and push any repository.
@@ -76,34 +79,63 @@ type tokenResponse struct {
 // NewTokenIssuer starts a token server on 127.0.0.1 that is closed via t.Cleanup.
 func NewTokenIssuer(t testing.TB, opts IssuerOptions) *TokenIssuer {
 	t.Helper()
-	s, err := newSigner("relaytest token issuer")
+	ti, err := StartTokenIssuer(opts, t.TempDir())
 	if err != nil {
 		t.Fatalf("relaytest: %v", err)
 	}
-	bundlePath := filepath.Join(t.TempDir(), "rootcertbundle.pem")
-	if err := os.WriteFile(bundlePath, s.certPEM(), 0o600); err != nil {
-		t.Fatalf("relaytest: write root cert bundle: %v", err)
+	t.Cleanup(ti.Close)
+	return ti
+}
+
+// StartTokenIssuer is NewTokenIssuer for programs without a testing.TB,
+// such as examples/demo. The registry's root certificate bundle is written
+// to dir; an empty dir means a temporary directory that Close removes.
+// The caller must call Close.
+func StartTokenIssuer(opts IssuerOptions, dir string) (*TokenIssuer, error) {
+	s, err := newSigner("relaytest token issuer")
+	if err != nil {
+		return nil, err
 	}
 	ti := &TokenIssuer{
 		Service:      "relaytest-registry",
 		Issuer:       "relaytest-issuer",
 		signer:       s,
-		bundlePath:   bundlePath,
-		users:        make(map[string]string, len(opts.Users)),
+		users:        maps.Clone(opts.Users),
 		privateRepos: slices.Clone(opts.PrivateRepos),
 	}
-	for user, password := range opts.Users {
-		ti.users[user] = password
+	if dir == "" {
+		if dir, err = os.MkdirTemp("", "relaytest-issuer-"); err != nil {
+			return nil, fmt.Errorf("create bundle directory: %w", err)
+		}
+		ti.tempDir = dir
+	}
+	ti.bundlePath = filepath.Join(dir, "rootcertbundle.pem")
+	if err := os.WriteFile(ti.bundlePath, s.certPEM(), 0o600); err != nil {
+		ti.removeTempDir()
+		return nil, fmt.Errorf("write root cert bundle: %w", err)
 	}
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /token", ti.serveToken)
 	mux.HandleFunc("POST /token", ti.serveToken)
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
-	ti.URL = srv.URL
-	ti.Realm = srv.URL + "/token"
-	return ti
+	ti.srv = httptest.NewServer(mux)
+	ti.URL = ti.srv.URL
+	ti.Realm = ti.srv.URL + "/token"
+	return ti, nil
+}
+
+// Close stops the token server, waiting for requests in flight, and
+// removes the bundle directory if StartTokenIssuer created it; it may be
+// called more than once. Registries using the issuer should be closed first.
+func (ti *TokenIssuer) Close() {
+	ti.srv.Close()
+	ti.removeTempDir()
+}
+
+func (ti *TokenIssuer) removeTempDir() {
+	if ti.tempDir != "" {
+		_ = os.RemoveAll(ti.tempDir)
+	}
 }
 
 // AdminAuth returns the credentials of the built-in admin account.

@@ -2,6 +2,7 @@ package relaytest
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -26,11 +27,13 @@ type Registry struct {
 	URL  string // http://127.0.0.1:PORT
 	Host string // 127.0.0.1:PORT
 
-	app  *handlers.App
-	auth *TokenIssuer
+	app       *handlers.App
+	auth      *TokenIssuer
+	srv       *httptest.Server
+	closeOnce sync.Once
 }
 
-// RegistryOptions configures NewRegistry.
+// RegistryOptions configures NewRegistry and StartRegistry.
 type RegistryOptions struct {
 	// Auth enables distribution's token auth against this issuer; nil means
 	// anyone may pull and push.
@@ -57,34 +60,54 @@ func quietDistribution() {
 // NewRegistry starts a registry with in-memory storage; it is closed via t.Cleanup.
 func NewRegistry(t testing.TB, opts RegistryOptions) *Registry {
 	t.Helper()
+	reg, err := StartRegistry(opts)
+	if err != nil {
+		t.Fatalf("relaytest: %v", err)
+	}
+	t.Cleanup(reg.Close)
+	return reg
+}
+
+// StartRegistry is NewRegistry for programs without a testing.TB, such as
+// examples/demo. The caller must call Close.
+func StartRegistry(opts RegistryOptions) (*Registry, error) {
 	quietDistribution()
-
-	// NewApp panics on bad configuration; turn that into a test failure.
-	var app *handlers.App
-	func() {
-		defer func() {
-			if p := recover(); p != nil {
-				t.Fatalf("relaytest: distribution NewApp: %v", p)
-			}
-		}()
-		app = handlers.NewApp(context.Background(), registryConfig(opts.Auth))
-	}()
-
+	app, err := newApp(opts.Auth)
+	if err != nil {
+		return nil, err
+	}
 	var h http.Handler = app
 	if opts.Wrap != nil {
 		h = opts.Wrap(h)
 	}
 	srv := httptest.NewServer(h)
-	t.Cleanup(func() {
-		srv.Close()
-		_ = app.Shutdown()
-	})
 	return &Registry{
 		URL:  srv.URL,
 		Host: strings.TrimPrefix(srv.URL, "http://"),
 		app:  app,
 		auth: opts.Auth,
-	}
+		srv:  srv,
+	}, nil
+}
+
+// newApp turns NewApp's panic on bad configuration into an error.
+func newApp(issuer *TokenIssuer) (app *handlers.App, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("distribution NewApp: %v", p)
+		}
+	}()
+	return handlers.NewApp(context.Background(), registryConfig(issuer)), nil
+}
+
+// Close stops the server, waiting for requests in flight, and shuts the
+// registry down; it may be called more than once. One goroutine stays
+// behind, see IgnoreRegistryGoroutines.
+func (r *Registry) Close() {
+	r.closeOnce.Do(func() {
+		r.srv.Close()
+		_ = r.app.Shutdown()
+	})
 }
 
 // Handler returns the distribution handler without Wrap and without auth, so

@@ -25,6 +25,14 @@ const realmAlias = "localhost"
 // localhost as 127.0.0.1. Everything else, including the token flow the
 // issuer records, is unchanged. Idle connections are closed via t.Cleanup.
 func ClientTransport(t testing.TB) http.RoundTripper {
+	rt, base := newClientTransport()
+	t.Cleanup(base.CloseIdleConnections)
+	return rt
+}
+
+// newClientTransport returns the ClientTransport round tripper and the
+// transport under it, whose idle connections the caller must close.
+func newClientTransport() (http.RoundTripper, *http.Transport) {
 	base := http.DefaultTransport.(*http.Transport).Clone()
 	base.Proxy = nil // loopback only; an HTTP(S)_PROXY must not see test traffic
 	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
@@ -34,8 +42,7 @@ func ClientTransport(t testing.TB) http.RoundTripper {
 		}
 		return dialer.DialContext(ctx, network, addr)
 	}
-	t.Cleanup(base.CloseIdleConnections)
-	return &realmAliasTransport{inner: base}
+	return &realmAliasTransport{inner: base}, base
 }
 
 // realmAliasTransport rewrites loopback token realms in challenges; see ClientTransport.
