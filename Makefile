@@ -4,12 +4,16 @@
 GO        ?= go
 BIN       := $(CURDIR)/bin
 CRANE_VER := v0.22.1
+REGCTL_VER := v0.11.7
+REGISTRY_VER := v3.1.2
+# Debian packages of the clients and daemons the end-to-end suite drives.
+E2E_APT := skopeo podman containerd docker.io
 FUZZTIME  ?= 5s
 GOTEST    := $(GO) test -count=1
 export OTEL_SDK_DISABLED := true
 export OTEL_TRACES_EXPORTER := none
 
-.PHONY: all build run demo test test-unit fuzz lint tools clean
+.PHONY: all build run demo test test-unit fuzz lint tools e2e e2e-tools e2e-apt clean
 
 all: lint test build
 
@@ -45,6 +49,28 @@ tools: $(BIN)/crane
 
 $(BIN)/crane:
 	GOBIN=$(BIN) $(GO) install github.com/google/go-containerregistry/cmd/crane@$(CRANE_VER)
+
+$(BIN)/regctl:
+	GOBIN=$(BIN) $(GO) install github.com/regclient/regclient/cmd/regctl@$(REGCTL_VER)
+
+$(BIN)/registry:
+	GOBIN=$(BIN) $(GO) install github.com/distribution/distribution/v3/cmd/registry@$(REGISTRY_VER)
+
+## e2e: real clients and the OCI conformance suite through the relay binary.
+e2e: e2e-tools
+	$(GOTEST) -tags e2e -v -timeout 60m ./internal/e2e/ -args -bin $(BIN)
+
+e2e-tools: build e2e-apt $(BIN)/crane $(BIN)/regctl $(BIN)/registry
+
+# Installs the missing Debian packages when running as root with apt; a
+# client that still is not there is reported as skipped by the suite.
+e2e-apt:
+	@missing=""; for p in $(E2E_APT); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq$$missing >/dev/null || echo "apt-get failed; those clients will be skipped"; \
+	else echo "cannot install$$missing (need root and apt-get); those clients will be skipped"; fi
 
 clean:
 	rm -rf $(BIN)

@@ -138,6 +138,10 @@ func (ti *TokenIssuer) removeTempDir() {
 	}
 }
 
+// RootCertBundle is the PEM file a registry's token auth must trust
+// (distribution's auth.token.rootcertbundle).
+func (ti *TokenIssuer) RootCertBundle() string { return ti.bundlePath }
+
 // AdminAuth returns the credentials of the built-in admin account.
 func (ti *TokenIssuer) AdminAuth() authn.Authenticator {
 	return &authn.Basic{Username: AdminUser, Password: AdminPassword}

@@ -100,11 +100,21 @@ func newApp(issuer *TokenIssuer) (app *handlers.App, err error) {
 	return handlers.NewApp(context.Background(), registryConfig(issuer)), nil
 }
 
+// External describes a registry running elsewhere (a registry binary in
+// end-to-end tests) so the push helpers can seed it, as the admin of auth
+// when it is not nil. Handler and Close are not available on it.
+func External(url string, auth *TokenIssuer) *Registry {
+	return &Registry{URL: url, Host: strings.TrimPrefix(url, "http://"), auth: auth}
+}
+
 // Close stops the server, waiting for requests in flight, and shuts the
 // registry down; it may be called more than once. One goroutine stays
 // behind, see IgnoreRegistryGoroutines.
 func (r *Registry) Close() {
 	r.closeOnce.Do(func() {
+		if r.srv == nil {
+			return // External
+		}
 		r.srv.Close()
 		_ = r.app.Shutdown()
 	})
