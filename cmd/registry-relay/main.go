@@ -26,8 +26,16 @@ func main() {
 		fmt.Fprintln(os.Stderr, "registry-relay:", err)
 		os.Exit(1)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	defer stop()
+	ctx, cancel := context.WithCancelCause(context.Background())
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, os.Interrupt)
+	go func() {
+		if sig := <-sigs; sig == os.Interrupt {
+			cancel(app.ErrInterrupted)
+			return
+		}
+		cancel(nil)
+	}()
 	if err := a.Serve(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "registry-relay:", err)
 		os.Exit(1)

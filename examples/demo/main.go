@@ -74,6 +74,7 @@ func demoEnv(environ map[string]string, ups *upstreams) map[string]string {
 		"RELAY_ADMIN_LISTEN":   ":9090",
 		"RELAY_LOG_FORMAT":     "text",
 		"RELAY_SHUTDOWN_GRACE": "5s", // Ctrl-C should not wait the production 30 s
+		"RELAY_SHUTDOWN_DELAY": "0s", // no load balancer to wait for
 	}
 	for k, v := range defaults {
 		if e[k] == "" {

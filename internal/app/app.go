@@ -172,12 +172,19 @@ func (a *App) ServeListeners(ctx context.Context, mainLn, adminLn net.Listener) 
 		return err
 	case <-ctx.Done():
 	}
-	return a.shutdown()
+	return a.shutdown(!errors.Is(context.Cause(ctx), ErrInterrupted))
 }
 
-func (a *App) shutdown() error {
+// ErrInterrupted is the cancel cause for an interactive stop (Ctrl-C): no
+// load balancer needs the readiness delay then.
+var ErrInterrupted = errors.New("interrupted")
+
+func (a *App) shutdown(delay bool) error {
 	a.ready.Store(false)
-	a.log.Info("shutting down", "grace", a.cfg.ShutdownGrace.String())
+	a.log.Info("shutting down", "grace", a.cfg.ShutdownGrace.String(), "delay", a.cfg.ShutdownDelay.String())
+	if delay && a.cfg.ShutdownDelay > 0 {
+		time.Sleep(a.cfg.ShutdownDelay)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownGrace)
 	defer cancel()
 	err := a.main.Shutdown(ctx)

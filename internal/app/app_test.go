@@ -24,6 +24,9 @@ type running struct {
 // startApp serves a relay configured by environ and waits until it is ready.
 func startApp(t *testing.T, environ map[string]string) *running {
 	t.Helper()
+	if _, set := environ["RELAY_SHUTDOWN_DELAY"]; !set {
+		environ["RELAY_SHUTDOWN_DELAY"] = "0s"
+	}
 	cfg, err := config.Load(environ)
 	if err != nil {
 		t.Fatal(err)
@@ -111,5 +114,31 @@ func waitStatus(t *testing.T, url string, want int) {
 			t.Fatalf("%s never answered %d", url, want)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestShutdownDelayKeepsServing checks the window between /readyz failing
+// and the listener closing, in which load balancers catch up.
+func TestShutdownDelayKeepsServing(t *testing.T) {
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer upstream.Close()
+	r := startApp(t, map[string]string{
+		"RELAY_BASE_DOMAIN": "test", "DOCKERHUB_UPSTREAM": upstream.URL, "RELAY_SHUTDOWN_DELAY": "1s",
+	})
+	r.stop()
+	waitStatus(t, "http://"+r.adminAddr+"/readyz", http.StatusServiceUnavailable)
+	req, _ := http.NewRequest("GET", "http://"+r.mainAddr+"/v2/", nil)
+	req.Host = "dhcr.test"
+	req.Close = true // a new connection, not one kept alive from before
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("request during the shutdown delay: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("status %d during the shutdown delay", resp.StatusCode)
+	}
+	if err := <-r.served; err != nil {
+		t.Fatal(err)
 	}
 }

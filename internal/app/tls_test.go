@@ -70,7 +70,7 @@ func TestServesTLSWithHTTPSRealms(t *testing.T) {
 	if resp.ProtoMajor != 2 {
 		t.Errorf("protocol %s, want HTTP/2", resp.Proto)
 	}
-	if got := resp.Header.Get("WWW-Authenticate"); !strings.HasPrefix(got, `Bearer realm="https://dhcr.test/token"`) {
+	if got := resp.Header.Get("WWW-Authenticate"); !strings.HasPrefix(got, `Bearer realm="https://dhcr.test/token/`) {
 		t.Errorf("challenge %q, want an https realm on the access host", got)
 	}
 	client.CloseIdleConnections()

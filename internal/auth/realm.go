@@ -2,6 +2,8 @@ package auth
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -36,7 +38,7 @@ func ValidateRealm(route *registry.Route, realm string) (*url.URL, error) {
 	if u.Scheme == "http" && route.Upstream.Scheme == "https" {
 		return nil, fmt.Errorf("%w: %q would downgrade an https upstream to plain http", ErrRealmRefused, realm)
 	}
-	if !route.UpstreamOverridden && !route.AuthHostAllowed(u.Host) {
+	if !route.UpstreamOverridden && !route.AuthHostAllowed(u) {
 		return nil, fmt.Errorf("%w: host %q is not an allowed auth host of route %s (extend it with the route's _AUTH_HOSTS variable)",
 			ErrRealmRefused, u.Hostname(), route.Name)
 	}
@@ -47,41 +49,96 @@ func ValidateRealm(route *registry.Route, realm string) (*url.URL, error) {
 // pingTimeout bounds realm discovery, which a token request waits for.
 const pingTimeout = 15 * time.Second
 
-// Realms remembers, per route, the token realm its upstream advertises, so
-// that the relay's token endpoint knows where to forward without taking a
-// URL from the client.
+// noTokenAuthTTL is how long an upstream that answered its ping without a
+// Bearer challenge is believed, so /token on anonymous routes does not
+// ping the upstream every time.
+const noTokenAuthTTL = time.Minute
+
+// maxRealmsPerRoute bounds the realms remembered for one route; upstreams
+// use one or two, so more means churn, and the oldest are forgotten.
+const maxRealmsPerRoute = 32
+
+// Realms remembers the token realms upstreams advertise, each under an id
+// that goes into the realm the relay hands to the client. A token request
+// then reaches exactly the realm of the challenge that client received
+// (nvcr.io, for one, uses different realms for anonymous and expired-token
+// challenges), and no URL is ever taken from the client.
 type Realms struct {
-	client *http.Client
-	mu     sync.RWMutex
-	known  map[string]*url.URL
-	group  singleflight.Group
+	client  *http.Client
+	mu      sync.Mutex
+	byRoute map[string]*routeRealms
+	group   singleflight.Group
+}
+
+type routeRealms struct {
+	byID      map[string]*url.URL
+	order     []string  // ids, oldest first
+	latest    *url.URL  // for token requests that carry no id
+	noAuthTil time.Time // negative cache of discovery
 }
 
 // NewRealms returns an empty store that discovers realms with client.
 func NewRealms(client *http.Client) *Realms {
-	return &Realms{client: client, known: map[string]*url.URL{}}
+	return &Realms{client: client, byRoute: map[string]*routeRealms{}}
 }
 
-// Learn records a realm seen in an upstream challenge after validating it.
-func (rs *Realms) Learn(route *registry.Route, realm string) (*url.URL, error) {
+// RealmID names a realm of a route; it is stable across restarts and
+// replicas, so a client's id keeps working wherever its request lands once
+// that replica has seen the same realm.
+func RealmID(route *registry.Route, realm *url.URL) string {
+	sum := sha256.Sum256([]byte(route.Name + "\n" + realm.String()))
+	return hex.EncodeToString(sum[:8])
+}
+
+// Learn records a realm seen in an upstream challenge after validating it
+// and returns its id.
+func (rs *Realms) Learn(route *registry.Route, realm string) (string, error) {
 	u, err := ValidateRealm(route, realm)
 	if err != nil {
-		return nil, err
+		return "", err
 	}
+	id := RealmID(route, u)
 	rs.mu.Lock()
-	rs.known[route.Name] = u
-	rs.mu.Unlock()
-	return u, nil
+	defer rs.mu.Unlock()
+	rr := rs.route(route.Name)
+	if _, ok := rr.byID[id]; !ok {
+		if len(rr.order) == maxRealmsPerRoute {
+			delete(rr.byID, rr.order[0])
+			rr.order = rr.order[1:]
+		}
+		rr.byID[id] = u
+		rr.order = append(rr.order, id)
+	}
+	rr.latest, rr.noAuthTil = u, time.Time{}
+	return id, nil
 }
 
-// Lookup returns the route's realm, pinging the upstream's /v2/ when none
-// has been seen yet (after a restart, clients keep using the relay's realm).
-func (rs *Realms) Lookup(ctx context.Context, route *registry.Route) (*url.URL, error) {
-	rs.mu.RLock()
-	u := rs.known[route.Name]
-	rs.mu.RUnlock()
-	if u != nil {
+func (rs *Realms) route(name string) *routeRealms {
+	rr := rs.byRoute[name]
+	if rr == nil {
+		rr = &routeRealms{byID: map[string]*url.URL{}}
+		rs.byRoute[name] = rr
+	}
+	return rr
+}
+
+// Lookup returns the realm with the given id. An unknown or empty id (a
+// restart, another replica) falls back to the route's latest realm, and
+// to pinging the upstream's /v2/ when none has been seen.
+func (rs *Realms) Lookup(ctx context.Context, route *registry.Route, id string) (*url.URL, error) {
+	rs.mu.Lock()
+	rr := rs.route(route.Name)
+	u := rr.byID[id]
+	if u == nil {
+		u = rr.latest
+	}
+	noAuth := time.Now().Before(rr.noAuthTil)
+	rs.mu.Unlock()
+	switch {
+	case u != nil:
 		return u, nil
+	case noAuth:
+		return nil, ErrNoTokenAuth
 	}
 	v, err, _ := rs.group.Do(route.Name, func() (any, error) {
 		return rs.discover(context.WithoutCancel(ctx), route)
@@ -112,9 +169,15 @@ func (rs *Realms) discover(ctx context.Context, route *registry.Route) (*url.URL
 		}
 		for _, c := range cs {
 			if realm := c.Get("realm"); realm != "" && strings.EqualFold(c.Scheme, "Bearer") {
-				return rs.Learn(route, realm)
+				if _, err := rs.Learn(route, realm); err != nil {
+					return nil, err
+				}
+				return ValidateRealm(route, realm)
 			}
 		}
 	}
+	rs.mu.Lock()
+	rs.route(route.Name).noAuthTil = time.Now().Add(noTokenAuthTTL)
+	rs.mu.Unlock()
 	return nil, ErrNoTokenAuth
 }

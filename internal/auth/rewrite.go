@@ -14,10 +14,11 @@ type RewriteResult struct {
 	Realms []string
 }
 
-// RewriteBearerRealm points the realm of every Bearer challenge in header
-// at relayRealm, keeping service, scope and any other parameter. Other
-// schemes (Basic) pass unchanged: their realm is only a label.
-func RewriteBearerRealm(header, relayRealm string) (RewriteResult, error) {
+// RewriteBearerRealm replaces the realm of every Bearer challenge in header
+// with relayRealm(upstream realm), keeping service, scope and any other
+// parameter. Other schemes (Basic) pass unchanged: their realm is only a
+// label.
+func RewriteBearerRealm(header string, relayRealm func(upstream string) string) (RewriteResult, error) {
 	cs, err := ParseChallenges(header)
 	if err != nil {
 		return RewriteResult{}, err
@@ -28,7 +29,7 @@ func RewriteBearerRealm(header, relayRealm string) (RewriteResult, error) {
 		if strings.EqualFold(c.Scheme, "Bearer") {
 			if realm := c.Get("realm"); realm != "" {
 				res.Realms = append(res.Realms, realm)
-				c.Set("realm", relayRealm)
+				c.Set("realm", relayRealm(realm))
 			}
 		}
 		res.Headers[i] = c.String()

@@ -12,6 +12,9 @@ import (
 
 const relayRealm = "https://dhcr.example.com/token"
 
+// toRelay maps every upstream realm to the same relay realm.
+func toRelay(string) string { return relayRealm }
+
 func TestRewriteBearerRealm(t *testing.T) {
 	tests := []struct {
 		name        string
@@ -39,7 +42,7 @@ func TestRewriteBearerRealm(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := auth.RewriteBearerRealm(tt.header, relayRealm)
+			got, err := auth.RewriteBearerRealm(tt.header, toRelay)
 			if err != nil {
 				t.Fatalf("RewriteBearerRealm error: %v", err)
 			}
@@ -51,7 +54,7 @@ func TestRewriteBearerRealm(t *testing.T) {
 			}
 		})
 	}
-	if _, err := auth.RewriteBearerRealm(`Bearer realm="unterminated`, relayRealm); !errors.Is(err, auth.ErrMalformed) {
+	if _, err := auth.RewriteBearerRealm(`Bearer realm="unterminated`, toRelay); !errors.Is(err, auth.ErrMalformed) {
 		t.Errorf("malformed header: error %v, want ErrMalformed", err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/registry-relay/registry-relay/internal/oci"
 	"github.com/registry-relay/registry-relay/internal/registry"
@@ -23,6 +24,9 @@ const (
 	maxErrorBody = 64 << 10
 )
 
+// formReadTimeout bounds the wait for a token POST body.
+const formReadTimeout = 30 * time.Second
+
 // TokenProxy serves the relay's token endpoint: it forwards a client's
 // token request to the realm its route's upstream advertised, with scopes
 // patched for the upstream and the client's credentials untouched.
@@ -34,47 +38,55 @@ type TokenProxy struct {
 }
 
 // Serve handles GET (Docker token flow) and POST (OAuth2 password or
-// refresh-token grant, used first by containerd 2.x) and returns the
-// upstream status, 0 when no upstream answered.
-func (p *TokenProxy) Serve(w http.ResponseWriter, r *http.Request, route *registry.Route) int {
-	realm, err := p.Realms.Lookup(r.Context(), route)
+// refresh-token grant, used first by containerd 2.x), forwarding to the
+// realm the relay named realmID when it rewrote the client's challenge.
+// It returns the upstream's status, 0 when the upstream could not be
+// reached, and tried=false when no upstream request was made at all.
+func (p *TokenProxy) Serve(w http.ResponseWriter, r *http.Request, route *registry.Route, realmID string) (status int, tried bool) {
+	realm, err := p.Realms.Lookup(r.Context(), route, realmID)
 	if err != nil {
 		p.fail(w, r, route, err)
-		return 0
+		return 0, false
 	}
-	out, oerr := p.upstreamRequest(r, route, realm)
+	out, oerr := p.upstreamRequest(w, r, route, realm)
 	if oerr != nil {
 		oerr.ServeHTTP(w, r)
-		return 0
+		return 0, false
 	}
 	resp, err := p.Client.Do(out)
 	if err != nil {
 		p.Log.Warn("token request failed", "route", route.Name, "realm_host", realm.Host, "err", err)
 		oci.UpstreamError(err).ServeHTTP(w, r)
-		return 0
+		return 0, true
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxTokenBody+1))
 	if err != nil || len(body) > maxTokenBody {
 		p.Log.Warn("token response unreadable", "route", route.Name, "err", err, "bytes", len(body))
 		oci.NewError(http.StatusBadGateway, oci.CodeUnavailable, "token service answered with an unreadable or oversized body").ServeHTTP(w, r)
-		return resp.StatusCode
+		return resp.StatusCode, true
 	}
 	writeTokenResponse(w, r, resp, body)
-	return resp.StatusCode
+	return resp.StatusCode, true
 }
 
-func (p *TokenProxy) upstreamRequest(r *http.Request, route *registry.Route, realm *url.URL) (*http.Request, *oci.Error) {
+// upstreamRequest builds the request to the realm. Like Docker's and
+// containerd's own token clients, it keeps the realm's query and adds the
+// client's parameters to it.
+func (p *TokenProxy) upstreamRequest(w http.ResponseWriter, r *http.Request, route *registry.Route, realm *url.URL) (*http.Request, *oci.Error) {
 	u := *realm
 	q := u.Query()
 	var body io.Reader
 	switch r.Method {
-	case http.MethodGet, http.MethodHead:
+	case http.MethodGet:
 		for k, vs := range r.URL.Query() {
 			q[k] = append(q[k], vs...)
 		}
 		patchScopes(q, route)
 	case http.MethodPost:
+		// The server has no ReadTimeout (blobs are long); a form body
+		// must not trickle in forever.
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(formReadTimeout))
 		form, oerr := readForm(r)
 		if oerr != nil {
 			return nil, oerr

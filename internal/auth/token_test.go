@@ -80,7 +80,7 @@ func jsonToken(w http.ResponseWriter, _ *http.Request) {
 
 func (fx *fixture) serve(r *http.Request) (*httptest.ResponseRecorder, int) {
 	rec := httptest.NewRecorder()
-	status := fx.proxy.Serve(rec, r, fx.route)
+	status, _ := fx.proxy.Serve(rec, r, fx.route, "")
 	return rec, status
 }
 
@@ -316,11 +316,40 @@ func TestRealmsLearn(t *testing.T) {
 	if _, err := rs.Learn(fx.route, "ftp://x/token"); err == nil {
 		t.Fatal("Learn accepted an ftp realm")
 	}
-	if _, err := rs.Learn(fx.route, "http://tokens.example/token"); err != nil {
+	anonID, err := rs.Learn(fx.route, "http://tokens.example/token")
+	if err != nil {
 		t.Fatal(err)
 	}
-	u, err := rs.Lookup(t.Context(), fx.route)
-	if err != nil || u.String() != "http://tokens.example/token" {
-		t.Errorf("Lookup = %v, %v; want the learned realm without a ping", u, err)
+	refreshID, err := rs.Learn(fx.route, "http://refresh.example/token?x=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if anonID == refreshID {
+		t.Fatal("two realms share an id")
+	}
+	// Each client's id keeps naming the realm of its own challenge, whatever
+	// other clients were challenged with since (nvcr.io's two realms).
+	for id, want := range map[string]string{
+		anonID:    "http://tokens.example/token",
+		refreshID: "http://refresh.example/token?x=1",
+		"":        "http://refresh.example/token?x=1", // no id: the latest
+		"unknown": "http://refresh.example/token?x=1",
+	} {
+		u, err := rs.Lookup(t.Context(), fx.route, id)
+		if err != nil || u.String() != want {
+			t.Errorf("Lookup(%q) = %v, %v; want %s without a ping", id, u, err, want)
+		}
+	}
+}
+
+func TestRealmsRememberNoTokenAuth(t *testing.T) {
+	fx := newFixture(t, func(string) string { return "" }, jsonToken)
+	for range 3 {
+		if rec, _ := fx.serve(httptest.NewRequest(http.MethodGet, "/token", nil)); rec.Code != http.StatusNotFound {
+			t.Fatalf("status = %d, want 404", rec.Code)
+		}
+	}
+	if n := fx.pings.Load(); n != 1 {
+		t.Errorf("upstream pinged %d times, want 1 (negative result cached)", n)
 	}
 }

@@ -35,6 +35,9 @@ type Config struct {
 	// instead of following them, so blob bytes bypass the relay.
 	PassBlobRedirects bool          `env:"RELAY_PASS_BLOB_REDIRECTS" envDefault:"false"`
 	ShutdownGrace     time.Duration `env:"RELAY_SHUTDOWN_GRACE" envDefault:"30s"`
+	// ShutdownDelay keeps accepting requests after /readyz starts failing,
+	// so load balancers stop routing here before connections are refused.
+	ShutdownDelay time.Duration `env:"RELAY_SHUTDOWN_DELAY" envDefault:"5s"`
 
 	// Filled by Load from the variables above and the per-route ones.
 	Routes  []*registry.Route `env:"-"`
@@ -89,6 +92,7 @@ func (c *Config) validate() error {
 	for name, d := range map[string]time.Duration{
 		"RELAY_UPSTREAM_DIAL_TIMEOUT": c.DialTimeout, "RELAY_UPSTREAM_TLS_TIMEOUT": c.TLSTimeout,
 		"RELAY_UPSTREAM_HEADER_TIMEOUT": c.HeaderTimeout, "RELAY_SHUTDOWN_GRACE": c.ShutdownGrace,
+		"RELAY_SHUTDOWN_DELAY": c.ShutdownDelay,
 	} {
 		if d < 0 {
 			return fmt.Errorf("%s=%s: must not be negative", name, d)

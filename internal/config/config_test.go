@@ -102,7 +102,8 @@ func TestLoadRoutes(t *testing.T) {
 		if !slices.Equal(r.AuthHosts, []string{"a.example", "b.example"}) {
 			t.Errorf("quay auth hosts = %q", r.AuthHosts)
 		}
-		if !r.AuthHostAllowed("b.example") || r.AuthHostAllowed("c.example") {
+		allowed := func(host string) bool { return r.AuthHostAllowed(&url.URL{Scheme: "https", Host: host}) }
+		if !allowed("b.example") || allowed("c.example") {
 			t.Error("AuthHostAllowed disagrees with QUAY_AUTH_HOSTS")
 		}
 		if hub := routeNamed(c, "dockerhub"); len(hub.AuthHosts) != 2 {

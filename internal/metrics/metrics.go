@@ -83,9 +83,14 @@ func (m *Metrics) Begin(route string) func() {
 	return g.Dec
 }
 
-// Observe records one finished request.
+// Observe records one finished request; code 0 means the response was cut
+// off after it started (an upstream failing mid-body).
 func (m *Metrics) Observe(route, kind, method string, code int, bytes int64, seconds float64) {
-	m.requests.WithLabelValues(route, kind, methodLabel(method), strconv.Itoa(code)).Inc()
+	label := "aborted"
+	if code > 0 {
+		label = strconv.Itoa(code)
+	}
+	m.requests.WithLabelValues(route, kind, methodLabel(method), label).Inc()
 	m.duration.WithLabelValues(route, kind).Observe(seconds)
 	if bytes > 0 {
 		m.bytesSent.WithLabelValues(route).Add(float64(bytes))

@@ -47,10 +47,22 @@ func (r *Route) Scope(scope string) string {
 	return scope
 }
 
-// AuthHostAllowed reports whether a token realm on host may be contacted.
-func (r *Route) AuthHostAllowed(host string) bool {
-	h := NormalizeHost(host)
-	return h == NormalizeHost(r.Upstream.Host) || slices.Contains(r.AuthHosts, h)
+// AuthHostAllowed reports whether a token realm at u may be contacted:
+// the upstream itself (same scheme, host and port), or one of the route's
+// auth hosts on the scheme's default port.
+func (r *Route) AuthHostAllowed(u *url.URL) bool {
+	if u.Scheme == r.Upstream.Scheme && NormalizeHost(u.Host) == NormalizeHost(r.Upstream.Host) && effectivePort(u) == effectivePort(r.Upstream) {
+		return true
+	}
+	defaultPort := map[string]string{"https": "443", "http": "80"}[u.Scheme]
+	return effectivePort(u) == defaultPort && slices.Contains(r.AuthHosts, NormalizeHost(u.Host))
+}
+
+func effectivePort(u *url.URL) string {
+	if p := u.Port(); p != "" {
+		return p
+	}
+	return map[string]string{"https": "443", "http": "80"}[u.Scheme]
 }
 
 // KeepsCredentials reports whether a redirect to u may carry the client's
@@ -78,14 +90,13 @@ func NormalizeHost(host string) string {
 
 // Table finds the route for a request's Host header.
 type Table struct {
-	routes []*Route
 	byHost map[string]*Route
 }
 
 // NewTable indexes routes by access domain. Callers validate uniqueness
 // first (config does, naming the variables); later duplicates are ignored.
 func NewTable(routes []*Route) *Table {
-	t := &Table{routes: routes, byHost: make(map[string]*Route, len(routes))}
+	t := &Table{byHost: make(map[string]*Route, len(routes))}
 	for _, r := range routes {
 		h := NormalizeHost(r.AccessDomain)
 		if _, dup := t.byHost[h]; !dup {
@@ -97,6 +108,3 @@ func NewTable(routes []*Route) *Table {
 
 // Lookup returns the route serving host, or nil.
 func (t *Table) Lookup(host string) *Route { return t.byHost[NormalizeHost(host)] }
-
-// Routes returns the routes in configuration order.
-func (t *Table) Routes() []*Route { return t.routes }

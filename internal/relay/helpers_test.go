@@ -8,6 +8,8 @@ import (
 	"net/http/httptest"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/goleak"
 
 	"github.com/registry-relay/registry-relay/internal/app"
@@ -94,4 +96,12 @@ func readAll(t *testing.T, resp *http.Response) []byte {
 		t.Fatalf("reading body: %v", err)
 	}
 	return buf.Bytes()
+}
+
+// scrape renders g in the Prometheus text format.
+func scrape(t *testing.T, g prometheus.Gatherer) string {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	promhttp.HandlerFor(g, promhttp.HandlerOpts{}).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	return rec.Body.String()
 }

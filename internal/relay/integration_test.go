@@ -17,7 +17,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/registry-relay/registry-relay/internal/app"
 	"github.com/registry-relay/registry-relay/internal/relaytest"
@@ -248,9 +247,7 @@ func TestMetricsAfterPull(t *testing.T) {
 // metricPresent looks for series in the text exposition with a value > 0.
 func metricPresent(t *testing.T, g prometheus.Gatherer, series string) bool {
 	t.Helper()
-	rec := httptest.NewRecorder()
-	promhttp.HandlerFor(g, promhttp.HandlerOpts{}).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
-	for _, line := range strings.Split(rec.Body.String(), "\n") {
+	for _, line := range strings.Split(scrape(t, g), "\n") {
 		if v, ok := strings.CutPrefix(line, series+" "); ok {
 			return v != "0"
 		}

@@ -85,12 +85,12 @@ func (rl *Relay) modifyResponse(resp *http.Response) error {
 		rl.rewriteChallenges(resp, x)
 	}
 	if resp.StatusCode >= 400 {
-		return replaceNonJSONError(resp)
+		return replaceNonJSONError(resp, x.kind)
 	}
 	relativizeLinks(resp, x)
 	// A CDN answering a followed redirect does not know the digest; the
 	// request named it, and clients verify the bytes against it anyway.
-	if x.path.IsDigest() && resp.Header.Get("Docker-Content-Digest") == "" &&
+	if (x.kind == oci.KindBlob || x.kind == oci.KindManifest) && x.path.IsDigest() && resp.Header.Get("Docker-Content-Digest") == "" &&
 		(resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusPartialContent) {
 		resp.Header.Set("Docker-Content-Digest", x.path.Reference)
 	}
@@ -98,25 +98,33 @@ func (rl *Relay) modifyResponse(resp *http.Response) error {
 }
 
 // rewriteChallenges points every Bearer realm at the relay's token
-// endpoint on the host the client used, and remembers the upstream realm.
+// endpoint on the host the client used, under the id of the upstream realm
+// it replaces. A realm the route may not contact still points at the relay,
+// whose token endpoint then explains the refusal.
 func (rl *Relay) rewriteChallenges(resp *http.Response, x *exchange) {
 	in := resp.Request.Context()
 	values := resp.Header.Values("WWW-Authenticate")
 	if len(values) == 0 {
 		return
 	}
-	relayRealm := x.scheme + "://" + x.host + "/token"
-	var out []string
+	base := x.scheme + "://" + x.host + "/token"
+	relayRealm := func(upstream string) string {
+		id, err := rl.realms.Learn(x.route, upstream)
+		if err != nil {
+			rl.log.ErrorContext(in, "upstream advertised a refused token realm", "route", x.route.Name, "err", err)
+			return base
+		}
+		return base + "/" + id
+	}
+	out := make([]string, 0, len(values))
 	for _, v := range values {
 		res, err := auth.RewriteBearerRealm(v, relayRealm)
 		if err != nil {
-			rl.log.WarnContext(in, "dropping unparsable upstream challenge", "route", x.route.Name, "err", err)
+			// Pass it on: a lenient client may still cope, as it would
+			// talking to the upstream directly.
+			rl.log.WarnContext(in, "passing on an unparsable upstream challenge", "route", x.route.Name, "err", err)
+			out = append(out, v)
 			continue
-		}
-		for _, realm := range res.Realms {
-			if _, err := rl.realms.Learn(x.route, realm); err != nil {
-				rl.log.ErrorContext(in, "upstream advertised a refused token realm", "route", x.route.Name, "err", err)
-			}
 		}
 		out = append(out, res.Headers...)
 	}
@@ -141,14 +149,21 @@ func relativizeLinks(resp *http.Response, x *exchange) {
 
 // replaceNonJSONError swaps HTML or plain-text upstream errors (CDNs, load
 // balancers) for an OCI error body: registry clients only parse JSON.
-func replaceNonJSONError(resp *http.Response) error {
+func replaceNonJSONError(resp *http.Response, kind oci.Kind) error {
 	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
 	if mt == "application/json" || strings.HasSuffix(mt, "+json") {
 		return nil
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxErrorBody))
 	resp.Body.Close()
-	e := oci.NewError(resp.StatusCode, oci.CodeForStatus(resp.StatusCode),
+	code := oci.CodeForStatus(resp.StatusCode)
+	if resp.StatusCode == http.StatusNotFound {
+		code = map[oci.Kind]oci.ErrorCode{oci.KindManifest: oci.CodeManifestUnknown, oci.KindBlob: oci.CodeBlobUnknown}[kind]
+		if code == "" {
+			code = oci.CodeNameUnknown
+		}
+	}
+	e := oci.NewError(resp.StatusCode, code,
 		"upstream answered "+strconv.Itoa(resp.StatusCode)+" "+http.StatusText(resp.StatusCode))
 	body := e.Body()
 	resp.Body = io.NopCloser(bytes.NewReader(body))
@@ -167,13 +182,13 @@ func (rl *Relay) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 		x.clientGone = true
 		return
 	}
-	rl.opts.Metrics.Upstream(x.route.Name, 0)
 	var re *redirectError
 	if errors.As(err, &re) {
 		rl.log.WarnContext(r.Context(), "upstream redirect refused", "route", x.route.Name, "err", err)
 		oci.NewError(http.StatusBadGateway, oci.CodeUnavailable, re.Error()).ServeHTTP(w, r)
 		return
 	}
+	rl.opts.Metrics.Upstream(x.route.Name, 0)
 	rl.log.WarnContext(r.Context(), "upstream request failed", "route", x.route.Name, "upstream", x.target.Host, "err", err)
 	oci.UpstreamError(err).ServeHTTP(w, r)
 }

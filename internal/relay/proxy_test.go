@@ -3,12 +3,17 @@ package relay_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/registry-relay/registry-relay/internal/auth"
+	"github.com/registry-relay/registry-relay/internal/registry"
 )
 
 const hubHost = "dhcr.test"
@@ -100,12 +105,13 @@ func TestChallengeRewrite(t *testing.T) {
 	relay, _ := startRelay(t, map[string]string{
 		"RELAY_BASE_DOMAIN": "test", "DOCKERHUB_UPSTREAM": up.URL, "RELAY_TRUSTED_PROXIES": "127.0.0.0/8",
 	})
+	id := auth.RealmID(&registry.Route{Name: "dockerhub"}, mustURL(t, "http://auth.invalid/token"))
 	for _, tc := range []struct {
 		name, path, proto, wantRealm string
 	}{
-		{"ping", "/v2/", "", "http://dhcr.test:5000/token"},
-		{"manifest 401 too", "/v2/x/manifests/latest", "", "http://dhcr.test:5000/token"},
-		{"trusted proxy says https", "/v2/", "https", "https://dhcr.test:5000/token"},
+		{"ping", "/v2/", "", "http://dhcr.test:5000/token/" + id},
+		{"manifest 401 too", "/v2/x/manifests/latest", "", "http://dhcr.test:5000/token/" + id},
+		{"trusted proxy says https", "/v2/", "https", "https://dhcr.test:5000/token/" + id},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			hdr := http.Header{}
@@ -124,6 +130,15 @@ func TestChallengeRewrite(t *testing.T) {
 	}
 }
 
+func mustURL(t *testing.T, s string) *url.URL {
+	t.Helper()
+	u, err := url.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
 func TestForwardedProtoIgnoredFromUntrustedPeer(t *testing.T) {
 	up, _ := fakeUpstream(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="http://auth.invalid/token",service="svc"`)
@@ -132,7 +147,7 @@ func TestForwardedProtoIgnoredFromUntrustedPeer(t *testing.T) {
 	relay, _ := startRelay(t, hubEnv(up.URL))
 	resp := call(t, relay, http.MethodGet, hubHost, "/v2/", http.Header{"X-Forwarded-Proto": {"https"}})
 	resp.Body.Close()
-	if got := resp.Header.Get("WWW-Authenticate"); !strings.HasPrefix(got, `Bearer realm="http://dhcr.test/token"`) {
+	if got := resp.Header.Get("WWW-Authenticate"); !strings.HasPrefix(got, `Bearer realm="http://dhcr.test/token/`) {
 		t.Errorf("untrusted X-Forwarded-Proto changed the realm: %s", got)
 	}
 }
@@ -262,5 +277,89 @@ func TestPaginationLinkStaysOnRelay(t *testing.T) {
 	resp.Body.Close()
 	if got := resp.Header.Get("Link"); got != `</v2/library/x/tags/list?n=1&last=a>; rel="next"` {
 		t.Errorf("Link = %q, want a relative link", got)
+	}
+}
+
+func TestReferrersGetNoInventedDigest(t *testing.T) {
+	up, _ := fakeUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/vnd.oci.image.index.v1+json")
+		fmt.Fprint(w, `{"schemaVersion":2,"manifests":[]}`)
+	})
+	relay, _ := startRelay(t, hubEnv(up.URL))
+	resp := call(t, relay, "GET", hubHost, "/v2/x/referrers/sha256:"+strings.Repeat("a", 64), nil)
+	resp.Body.Close()
+	if d := resp.Header.Get("Docker-Content-Digest"); d != "" {
+		t.Errorf("referrers answer got Docker-Content-Digest %s; the subject's digest is not the index's", d)
+	}
+}
+
+func TestUpstreamDyingMidBodyIsNotAComplete(t *testing.T) {
+	up, _ := fakeUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "1000")
+		fmt.Fprint(w, strings.Repeat("x", 100))
+		w.(http.Flusher).Flush()
+		panic(http.ErrAbortHandler) // cut the connection
+	})
+	relay, a := startRelay(t, hubEnv(up.URL))
+	resp := call(t, relay, "GET", hubHost, "/v2/x/blobs/sha256:"+strings.Repeat("b", 64), nil)
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err == nil {
+		t.Fatalf("client read %d bytes without an error; a truncated blob must not look complete", len(body))
+	}
+	if !strings.Contains(scrape(t, a.Gatherer()), `relay_http_requests_total{code="aborted",kind="blob",method="GET",route="dockerhub"} 1`) {
+		t.Error("the cut transfer was not counted as aborted")
+	}
+}
+
+func TestUnparsableChallengePassedOn(t *testing.T) {
+	const odd = `Bearer realm=https://auth.invalid/token`
+	up, _ := fakeUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("WWW-Authenticate", odd)
+		w.WriteHeader(http.StatusUnauthorized)
+	})
+	relay, _ := startRelay(t, hubEnv(up.URL))
+	resp := call(t, relay, "GET", hubHost, "/v2/", nil)
+	resp.Body.Close()
+	if got := resp.Header.Get("WWW-Authenticate"); got != odd {
+		t.Errorf("challenge %q, want the upstream's passed on", got)
+	}
+}
+
+// TestTokenRequestReachesItsChallengesRealm: an upstream with two realms
+// (nvcr.io challenges expired tokens elsewhere) must not have one client's
+// token request sent to the realm of another client's challenge.
+func TestTokenRequestReachesItsChallengesRealm(t *testing.T) {
+	realmServer := func(name string) *httptest.Server {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprintf(w, `{"token":%q}`, name)
+		}))
+		t.Cleanup(srv.Close)
+		return srv
+	}
+	anon, refresh := realmServer("anon"), realmServer("refresh")
+	up, _ := fakeUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		realm := anon.URL
+		if r.Header.Get("Authorization") != "" {
+			realm = refresh.URL
+		}
+		w.Header().Set("WWW-Authenticate", `Bearer realm="`+realm+`/token",service="svc"`)
+		w.WriteHeader(http.StatusUnauthorized)
+	})
+	relay, _ := startRelay(t, hubEnv(up.URL))
+	challengeRealm := func(hdr http.Header) string {
+		resp := call(t, relay, "GET", hubHost, "/v2/x/manifests/latest", hdr)
+		resp.Body.Close()
+		realm := strings.TrimPrefix(resp.Header.Get("WWW-Authenticate"), `Bearer realm="http://`+hubHost)
+		return realm[:strings.Index(realm, `"`)]
+	}
+	anonPath := challengeRealm(nil)
+	refreshPath := challengeRealm(http.Header{"Authorization": {"Bearer expired"}})
+	for path, want := range map[string]string{anonPath: "anon", refreshPath: "refresh"} {
+		body := readAll(t, call(t, relay, "GET", hubHost, path+"?service=svc&scope=repository:x:pull", nil))
+		if !strings.Contains(string(body), want) {
+			t.Errorf("token via %s came from the wrong realm: %s", path, body)
+		}
 	}
 }

@@ -38,25 +38,40 @@ func (t *redirectFollower) RoundTrip(req *http.Request) (*http.Response, error) 
 		if lerr != nil || resp.Header.Get("Location") == "" {
 			return resp, nil // a broken redirect is the upstream's answer; pass it on
 		}
-		if t.passBlobs && x.kind == oci.KindBlob {
-			// The client follows; it must not resolve a relative
-			// Location against the relay's host.
+		keep := x.route.KeepsCredentials(loc)
+		if t.passBlobs && x.kind == oci.KindBlob && !keep {
+			// The first hop to storage goes to the client, absolute so
+			// that it is not resolved against the relay's host. Hops that
+			// still need the client's token (lscr.io -> ghcr.io) or stay
+			// on the upstream are followed here.
 			resp.Header.Set("Location", loc.String())
 			return resp, nil
 		}
 		discard(resp)
-		if hops >= t.max {
-			return nil, &redirectError{fmt.Sprintf("more than %d redirects", t.max)}
+		if err := t.allowed(req.URL, loc, hops); err != nil {
+			return nil, err
 		}
-		if loc.Scheme != "http" && loc.Scheme != "https" {
-			return nil, &redirectError{fmt.Sprintf("scheme %q is not http(s)", loc.Scheme)}
-		}
-		req = nextHop(req, loc, x.route.KeepsCredentials(loc))
+		req = nextHop(req, loc, keep)
 		if resp, err = t.next.RoundTrip(req); err != nil {
 			return nil, err
 		}
 	}
 	return resp, nil
+}
+
+// allowed refuses redirect loops, non-HTTP schemes, and https to http
+// downgrades: a manifest fetched by tag has no digest to check, so its
+// transport must stay as safe as the upstream's.
+func (t *redirectFollower) allowed(from, to *url.URL, hops int) error {
+	switch {
+	case hops >= t.max:
+		return &redirectError{fmt.Sprintf("more than %d redirects", t.max)}
+	case to.Scheme != "http" && to.Scheme != "https":
+		return &redirectError{fmt.Sprintf("scheme %q is not http(s)", to.Scheme)}
+	case from.Scheme == "https" && to.Scheme == "http":
+		return &redirectError{"https upstream redirected to plain http " + to.Host}
+	}
+	return nil
 }
 
 // nextHop clones req for loc, keeping Accept, Range, If-* and the like.

@@ -88,8 +88,14 @@ func TestRelativeManifestRedirect(t *testing.T) {
 }
 
 func TestPassBlobRedirects(t *testing.T) {
+	cdn := fakeCDN(t, "blob")
 	up, _ := fakeUpstream(t, func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Location", "/cdn/blob?sig=ok")
+		if strings.HasPrefix(r.URL.Path, "/v2/") {
+			// A same-host hop first: the relay follows it, token and all.
+			w.Header().Set("Location", "/storage"+r.URL.Path)
+		} else {
+			w.Header().Set("Location", cdn.URL+"/blob?sig=ok")
+		}
 		w.WriteHeader(http.StatusTemporaryRedirect)
 	})
 	env := hubEnv(up.URL)
@@ -97,8 +103,8 @@ func TestPassBlobRedirects(t *testing.T) {
 	relay, _ := startRelay(t, env)
 	resp := call(t, relay, "GET", hubHost, "/v2/x/blobs/sha256:"+strings.Repeat("f", 64), nil)
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusTemporaryRedirect || resp.Header.Get("Location") != up.URL+"/cdn/blob?sig=ok" {
-		t.Errorf("got %d Location %q, want 307 to the absolute upstream URL", resp.StatusCode, resp.Header.Get("Location"))
+	if resp.StatusCode != http.StatusTemporaryRedirect || resp.Header.Get("Location") != cdn.URL+"/blob?sig=ok" {
+		t.Errorf("got %d Location %q, want 307 to the CDN", resp.StatusCode, resp.Header.Get("Location"))
 	}
 }
 

@@ -60,6 +60,7 @@ func New(opts Options) *Relay {
 	r.Use(rl.observe, rl.resolveRoute)
 	r.HandleFunc("/", rl.serveInfo)
 	r.HandleFunc("/token", rl.serveToken)
+	r.HandleFunc("/token/{realm}", rl.serveToken)
 	r.HandleFunc("/v2", rl.serveRegistry)
 	r.HandleFunc("/v2/*", rl.serveRegistry)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
@@ -84,19 +85,26 @@ func (rl *Relay) observe(next http.Handler) http.Handler {
 		done := rl.opts.Metrics.Begin(routeName)
 		rec := &recorder{ResponseWriter: w}
 		defer func() {
+			p := recover()
 			done()
 			status := rec.status
-			if x.clientGone {
+			switch {
+			case x.clientGone || (p == http.ErrAbortHandler && r.Context().Err() != nil):
 				status = 499 // nginx's "client closed request", for logs and metrics only
+			case p == http.ErrAbortHandler:
+				status = 0 // the upstream failed mid-body; the client saw the connection cut
 			}
 			elapsed := time.Since(start)
 			rl.opts.Metrics.Observe(routeName, string(x.kind), r.Method, status, rec.bytes, elapsed.Seconds())
 			rl.log.LogAttrs(r.Context(), slog.LevelInfo, "request",
 				slog.String("route", routeName), slog.String("host", r.Host), slog.String("method", r.Method),
 				slog.String("kind", string(x.kind)), slog.String("path", r.URL.EscapedPath()),
-				slog.Int("status", status), slog.Int64("bytes", rec.bytes),
+				slog.Int("status", status), slog.Bool("aborted", p != nil), slog.Int64("bytes", rec.bytes),
 				slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
 				slog.Int("upstream_status", x.upstreamStatus), slog.String("remote", r.RemoteAddr))
+			if p != nil {
+				panic(p) // net/http aborts the connection quietly on ErrAbortHandler
+			}
 		}()
 		next.ServeHTTP(rec, r.WithContext(withExchange(r.Context(), x)))
 	})
@@ -121,8 +129,11 @@ func (rl *Relay) serveToken(w http.ResponseWriter, r *http.Request) {
 		oci.NewError(http.StatusMethodNotAllowed, oci.CodeUnsupported, "the token endpoint accepts GET and POST").ServeHTTP(w, r)
 		return
 	}
-	x.upstreamStatus = rl.tokens.Serve(w, r, x.route)
-	rl.opts.Metrics.Upstream(x.route.Name, x.upstreamStatus)
+	status, tried := rl.tokens.Serve(w, r, x.route, chi.URLParam(r, "realm"))
+	x.upstreamStatus = status
+	if tried {
+		rl.opts.Metrics.Upstream(x.route.Name, status)
+	}
 }
 
 // quoteHost keeps a hostile Host header from shaping the error text.
