@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -51,10 +52,15 @@ func New(cfg *config.Config, logOut io.Writer) (*App, error) {
 	if err := m.Register(reg); err != nil {
 		return nil, fmt.Errorf("registering metrics: %w", err)
 	}
-	m.SetRoutes(cfg.Routes)
+	infoRoutes := cfg.Routes
+	if cfg.Mirror != nil {
+		infoRoutes = append(slices.Clone(cfg.Routes), cfg.Mirror.Routes()...)
+	}
+	m.SetRoutes(infoRoutes)
 	a := &App{cfg: cfg, log: log, registry: reg, transport: NewTransport(cfg)}
 	a.relay = relay.New(relay.Options{
 		Routes:            registry.NewTable(cfg.Routes),
+		Mirror:            cfg.Mirror,
 		Metrics:           m,
 		Log:               log,
 		Transport:         a.transport,

@@ -67,6 +67,7 @@ type Realms struct {
 	client  *http.Client
 	mu      sync.Mutex
 	byRoute map[string]*routeRealms
+	routeOf map[string]string // realm id -> route name
 	group   singleflight.Group
 }
 
@@ -79,7 +80,16 @@ type routeRealms struct {
 
 // NewRealms returns an empty store that discovers realms with client.
 func NewRealms(client *http.Client) *Realms {
-	return &Realms{client: client, byRoute: map[string]*routeRealms{}}
+	return &Realms{client: client, byRoute: map[string]*routeRealms{}, routeOf: map[string]string{}}
+}
+
+// RouteOf names the route whose challenge carried the realm with this id,
+// so the mirror host knows the upstream of a token request.
+func (rs *Realms) RouteOf(id string) (string, bool) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	name, ok := rs.routeOf[id]
+	return name, ok
 }
 
 // RealmID names a realm of a route; it is stable across restarts and
@@ -104,10 +114,12 @@ func (rs *Realms) Learn(route *registry.Route, realm string) (string, error) {
 	if _, ok := rr.byID[id]; !ok {
 		if len(rr.order) == maxRealmsPerRoute {
 			delete(rr.byID, rr.order[0])
+			delete(rs.routeOf, rr.order[0])
 			rr.order = rr.order[1:]
 		}
 		rr.byID[id] = u
 		rr.order = append(rr.order, id)
+		rs.routeOf[id] = route.Name
 	}
 	rr.latest, rr.noAuthTil = u, time.Time{}
 	return id, nil

@@ -2,6 +2,8 @@ package auth
 
 import (
 	"strings"
+
+	"github.com/registry-relay/registry-relay/internal/registry"
 )
 
 // RewriteResult is the outcome of rewriting one WWW-Authenticate header.
@@ -16,9 +18,10 @@ type RewriteResult struct {
 
 // RewriteBearerRealm replaces the realm of every Bearer challenge in header
 // with relayRealm(upstream realm), keeping service, scope and any other
-// parameter. Other schemes (Basic) pass unchanged: their realm is only a
-// label.
-func RewriteBearerRealm(header string, relayRealm func(upstream string) string) (RewriteResult, error) {
+// parameter; when scopeName is not nil it maps the repository names in the
+// scope to the client's view (the mirror host's "gcr.io/" prefix). Other
+// schemes (Basic) pass unchanged: their realm is only a label.
+func RewriteBearerRealm(header string, relayRealm, scopeName func(string) string) (RewriteResult, error) {
 	cs, err := ParseChallenges(header)
 	if err != nil {
 		return RewriteResult{}, err
@@ -30,6 +33,9 @@ func RewriteBearerRealm(header string, relayRealm func(upstream string) string) 
 			if realm := c.Get("realm"); realm != "" {
 				res.Realms = append(res.Realms, realm)
 				c.Set("realm", relayRealm(realm))
+			}
+			if scope := c.Get("scope"); scope != "" && scopeName != nil {
+				c.Set("scope", registry.MapScopeNames(scope, scopeName))
 			}
 		}
 		res.Headers[i] = c.String()

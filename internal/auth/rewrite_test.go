@@ -42,7 +42,7 @@ func TestRewriteBearerRealm(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := auth.RewriteBearerRealm(tt.header, toRelay)
+			got, err := auth.RewriteBearerRealm(tt.header, toRelay, nil)
 			if err != nil {
 				t.Fatalf("RewriteBearerRealm error: %v", err)
 			}
@@ -54,7 +54,7 @@ func TestRewriteBearerRealm(t *testing.T) {
 			}
 		})
 	}
-	if _, err := auth.RewriteBearerRealm(`Bearer realm="unterminated`, toRelay); !errors.Is(err, auth.ErrMalformed) {
+	if _, err := auth.RewriteBearerRealm(`Bearer realm="unterminated`, toRelay, nil); !errors.Is(err, auth.ErrMalformed) {
 		t.Errorf("malformed header: error %v, want ErrMalformed", err)
 	}
 }

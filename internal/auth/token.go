@@ -9,6 +9,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -37,20 +38,81 @@ type TokenProxy struct {
 	Log    *slog.Logger
 }
 
-// Serve handles GET (Docker token flow) and POST (OAuth2 password or
-// refresh-token grant, used first by containerd 2.x), forwarding to the
-// realm the relay named realmID when it rewrote the client's challenge.
-// It returns the upstream's status, 0 when the upstream could not be
-// reached, and tried=false when no upstream request was made at all.
-func (p *TokenProxy) Serve(w http.ResponseWriter, r *http.Request, route *registry.Route, realmID string) (status int, tried bool) {
-	realm, err := p.Realms.Lookup(r.Context(), route, realmID)
+// TokenRequest is a client's token request, read once so that its scopes
+// can pick the upstream before it is forwarded.
+type TokenRequest struct {
+	post   bool
+	params url.Values // the query of a GET, the form of a POST
+}
+
+// ReadTokenRequest reads a GET query or an OAuth2 POST form; the form is
+// bounded in size and in time (the server has no ReadTimeout, blobs being
+// long, so a trickled form must be cut off here).
+func ReadTokenRequest(w http.ResponseWriter, r *http.Request) (*TokenRequest, *oci.Error) {
+	switch r.Method {
+	case http.MethodGet:
+		return &TokenRequest{params: r.URL.Query()}, nil
+	case http.MethodPost:
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(formReadTimeout))
+		form, oerr := readForm(r)
+		if oerr != nil {
+			return nil, oerr
+		}
+		return &TokenRequest{post: true, params: form}, nil
+	}
+	return nil, oci.NewError(http.StatusMethodNotAllowed, oci.CodeUnsupported, "the token endpoint accepts GET and POST")
+}
+
+// Scopes lists the individual scopes requested.
+func (tr *TokenRequest) Scopes() []string {
+	var out []string
+	for _, v := range tr.params["scope"] {
+		out = append(out, strings.Fields(v)...)
+	}
+	return out
+}
+
+// Target says where a token request goes.
+type Target struct {
+	Route *registry.Route
+	// RealmID names the realm of the challenge the client received.
+	RealmID string
+	// MapName maps a repository name in a client scope to the upstream's
+	// (Route.Repository when nil).
+	MapName func(string) string
+	// NoAuthToken answers for an upstream without token auth with
+	// AnonymousToken. The mirror host needs it: its ping challenges for
+	// Docker Hub, so clients ask for tokens for anonymous registries too.
+	NoAuthToken bool
+}
+
+// AnonymousToken is what the relay hands out for upstreams that need no
+// token; the relay never forwards it.
+const AnonymousToken = "registry-relay-anonymous"
+
+// Serve forwards tr to the realm the relay named when it rewrote the
+// client's challenge (GET: Docker's token flow; POST: the OAuth2 password
+// or refresh-token grant containerd tries first). It returns the
+// upstream's status, 0 when the upstream could not be reached, and
+// tried=false when no upstream request was made.
+func (p *TokenProxy) Serve(w http.ResponseWriter, r *http.Request, tr *TokenRequest, tg Target) (status int, tried bool) {
+	route, mapName := tg.Route, tg.MapName
+	if mapName == nil {
+		mapName = route.Repository
+	}
+	realm, err := p.Realms.Lookup(r.Context(), route, tg.RealmID)
+	if errors.Is(err, ErrNoTokenAuth) && tg.NoAuthToken {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"token":%q,"access_token":%[1]q,"expires_in":3600}`+"\n", AnonymousToken)
+		return 0, false
+	}
 	if err != nil {
 		p.fail(w, r, route, err)
 		return 0, false
 	}
-	out, oerr := p.upstreamRequest(w, r, route, realm)
-	if oerr != nil {
-		oerr.ServeHTTP(w, r)
+	out, err := p.upstreamRequest(r, tr, route, realm, mapName)
+	if err != nil {
+		oci.NewError(http.StatusInternalServerError, oci.CodeUnknown, "building the token request failed").ServeHTTP(w, r)
 		return 0, false
 	}
 	resp, err := p.Client.Do(out)
@@ -73,45 +135,60 @@ func (p *TokenProxy) Serve(w http.ResponseWriter, r *http.Request, route *regist
 // upstreamRequest builds the request to the realm. Like Docker's and
 // containerd's own token clients, it keeps the realm's query and adds the
 // client's parameters to it.
-func (p *TokenProxy) upstreamRequest(w http.ResponseWriter, r *http.Request, route *registry.Route, realm *url.URL) (*http.Request, *oci.Error) {
+func (p *TokenProxy) upstreamRequest(r *http.Request, tr *TokenRequest, route *registry.Route, realm *url.URL, mapName func(string) string) (*http.Request, error) {
+	params := url.Values{}
+	for k, vs := range tr.params {
+		params[k] = slices.Clone(vs)
+	}
+	patchScopes(params, mapName)
+	useRelayAccount := route.Credentials != nil && r.Header.Get("Authorization") == "" && !tr.post
+	if useRelayAccount {
+		// The relay's account pulls for anonymous clients, and only pulls.
+		for i, s := range params["scope"] {
+			params["scope"][i] = pullOnly(s)
+		}
+	}
 	u := *realm
-	q := u.Query()
 	var body io.Reader
-	switch r.Method {
-	case http.MethodGet:
-		for k, vs := range r.URL.Query() {
+	if tr.post {
+		body = strings.NewReader(params.Encode())
+	} else {
+		q := u.Query()
+		for k, vs := range params {
 			q[k] = append(q[k], vs...)
 		}
-		patchScopes(q, route)
-	case http.MethodPost:
-		// The server has no ReadTimeout (blobs are long); a form body
-		// must not trickle in forever.
-		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(formReadTimeout))
-		form, oerr := readForm(r)
-		if oerr != nil {
-			return nil, oerr
-		}
-		patchScopes(form, route)
-		body = strings.NewReader(form.Encode())
-	default:
-		return nil, oci.NewError(http.StatusMethodNotAllowed, oci.CodeUnsupported, "the token endpoint accepts GET and POST")
+		u.RawQuery = q.Encode()
 	}
-	u.RawQuery = q.Encode()
 	out, err := http.NewRequestWithContext(r.Context(), r.Method, u.String(), body)
 	if err != nil {
-		return nil, oci.NewError(http.StatusInternalServerError, oci.CodeUnknown, "building token request")
+		return nil, err
 	}
-	for _, h := range []string{"Authorization", "User-Agent", "Accept", "Content-Type"} {
+	for _, h := range []string{"Authorization", "User-Agent", "Accept"} {
 		if v := r.Header.Values(h); len(v) > 0 {
 			out.Header[h] = v
 		}
 	}
-	if body == nil {
-		out.Header.Del("Content-Type")
-	} else {
+	if tr.post {
 		out.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	}
+	if useRelayAccount {
+		out.SetBasicAuth(route.Credentials.Username, route.Credentials.Password)
+	}
 	return out, nil
+}
+
+// pullOnly reduces every repository scope in s to the pull action and
+// drops other scopes (registry:catalog:*): the relay's account lends
+// anonymous clients pulls, nothing else.
+func pullOnly(s string) string {
+	var out []string
+	for _, f := range strings.Fields(s) {
+		if name, ok := registry.ScopeRepository(f); ok {
+			typ, _, _ := strings.Cut(f, ":")
+			out = append(out, typ+":"+name+":pull")
+		}
+	}
+	return strings.Join(out, " ")
 }
 
 func readForm(r *http.Request) (url.Values, *oci.Error) {
@@ -131,9 +208,9 @@ func readForm(r *http.Request) (url.Values, *oci.Error) {
 
 // patchScopes rewrites every scope value; clients send several scope
 // parameters (containerd) or one space-separated value (OAuth2 form).
-func patchScopes(v url.Values, route *registry.Route) {
+func patchScopes(v url.Values, mapName func(string) string) {
 	for i, s := range v["scope"] {
-		v["scope"][i] = route.Scope(s)
+		v["scope"][i] = registry.MapScopeNames(s, mapName)
 	}
 }
 

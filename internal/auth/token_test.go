@@ -80,7 +80,12 @@ func jsonToken(w http.ResponseWriter, _ *http.Request) {
 
 func (fx *fixture) serve(r *http.Request) (*httptest.ResponseRecorder, int) {
 	rec := httptest.NewRecorder()
-	status, _ := fx.proxy.Serve(rec, r, fx.route, "")
+	tr, oerr := auth.ReadTokenRequest(rec, r)
+	if oerr != nil {
+		oerr.ServeHTTP(rec, r)
+		return rec, 0
+	}
+	status, _ := fx.proxy.Serve(rec, r, tr, auth.Target{Route: fx.route})
 	return rec, status
 }
 

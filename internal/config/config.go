@@ -39,8 +39,18 @@ type Config struct {
 	// so load balancers stop routing here before connections are refused.
 	ShutdownDelay time.Duration `env:"RELAY_SHUTDOWN_DELAY" envDefault:"5s"`
 
+	CustomRoutes []string `env:"RELAY_CUSTOM_ROUTES" envSeparator:","`
+	// The mirror host: Docker registry-mirrors, containerd ?ns=, podman
+	// location prefixes and "relay/gcr.io/x/y" path prefixes.
+	MirrorEnabled  bool   `env:"MIRROR_ENABLED" envDefault:"true"`
+	MirrorDomain   string `env:"MIRROR_ACCESS_DOMAIN"`
+	RegistryMap    string `env:"DOCKER_REGISTRY_MAP"`
+	OfficialImages string `env:"DOCKER_HUB_OFFICIAL_IMAGES"`
+	FallbackMap    string `env:"FALLBACK_REGISTRY_MAP"`
+
 	// Filled by Load from the variables above and the per-route ones.
 	Routes  []*registry.Route `env:"-"`
+	Mirror  *registry.Mirror  `env:"-"`
 	Trusted []netip.Prefix    `env:"-"`
 }
 
@@ -51,6 +61,12 @@ type routeEnv struct {
 	AccessDomain string   `env:"ACCESS_DOMAIN"`
 	Upstream     string   `env:"UPSTREAM"`
 	AuthHosts    []string `env:"AUTH_HOSTS" envSeparator:","`
+	Username     string   `env:"USERNAME"`
+	Password     string   `env:"PASSWORD"`
+	PasswordFile string   `env:"PASSWORD_FILE"`
+	// Custom routes only.
+	LibraryPatch bool   `env:"LIBRARY_PATCH" envDefault:"false"`
+	Registry     string `env:"REGISTRY"`
 }
 
 // Load reads the configuration from environ (as from env.ToMap(os.Environ())).

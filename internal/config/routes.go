@@ -1,8 +1,12 @@
 package config
 
 import (
+	"cmp"
 	"fmt"
 	"net/url"
+	"os"
+	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/caarlos0/env/v11"
@@ -10,12 +14,16 @@ import (
 	"github.com/registry-relay/registry-relay/internal/registry"
 )
 
-// loadRoutes builds the enabled built-in routes, deriving unset access
-// domains from RELAY_BASE_DOMAIN and refusing a domain used twice.
+// loadRoutes builds the enabled built-in and custom routes, deriving unset
+// access domains from RELAY_BASE_DOMAIN and refusing a domain used twice.
 func (c *Config) loadRoutes(environ map[string]string) error {
 	base := strings.TrimSuffix(strings.ToLower(strings.TrimSpace(c.BaseDomain)), ".")
+	custom, err := customBuiltins(c.CustomRoutes)
+	if err != nil {
+		return err
+	}
 	owner := map[string]string{} // normalized domain -> variable that set it
-	for _, b := range registry.Builtins {
+	for _, b := range append(slices.Clone(registry.Builtins), custom...) {
 		var re routeEnv
 		prefix := b.EnvPrefix + "_"
 		if err := env.ParseWithOptions(&re, env.Options{Environment: environ, Prefix: prefix}); err != nil {
@@ -28,54 +36,132 @@ func (c *Config) loadRoutes(environ map[string]string) error {
 		if err != nil {
 			return err
 		}
-		varName := prefix + "ACCESS_DOMAIN"
-		key := registry.NormalizeHost(r.AccessDomain)
-		if prev, dup := owner[key]; dup {
-			return fmt.Errorf("%s: access domain %q is already used by %s", varName, r.AccessDomain, prev)
+		if err := claimDomain(owner, r.AccessDomain, prefix+"ACCESS_DOMAIN"); err != nil {
+			return err
 		}
-		owner[key] = varName
 		c.Routes = append(c.Routes, r)
 	}
+	return c.loadMirror(base, owner)
+}
+
+func claimDomain(owner map[string]string, domain, varName string) error {
+	key := registry.NormalizeHost(domain)
+	if prev, dup := owner[key]; dup {
+		return fmt.Errorf("%s: access domain %q is already used by %s", varName, domain, prev)
+	}
+	owner[key] = varName
 	return nil
 }
 
+// customBuiltins turns RELAY_CUSTOM_ROUTES=ecr,harbor into route
+// descriptions read like the built-in ones (ECR_ACCESS_DOMAIN, ...).
+func customBuiltins(names []string) ([]registry.Builtin, error) {
+	var out []registry.Builtin
+	for _, n := range names {
+		n = strings.TrimSpace(n)
+		if n == "" {
+			continue
+		}
+		if !customName.MatchString(n) {
+			return nil, fmt.Errorf("RELAY_CUSTOM_ROUTES: %q is not a route name (lower-case letters, digits and _, starting with a letter)", n)
+		}
+		for _, b := range append(registry.Builtins, out...) {
+			if b.Name == n || b.EnvPrefix == strings.ToUpper(n) {
+				return nil, fmt.Errorf("RELAY_CUSTOM_ROUTES: route %q is defined twice or is a built-in route", n)
+			}
+		}
+		out = append(out, registry.Builtin{Name: n, EnvPrefix: strings.ToUpper(n), Subdomain: strings.ReplaceAll(n, "_", "-")})
+	}
+	return out, nil
+}
+
+var customName = regexp.MustCompile(`^[a-z][a-z0-9_]{0,30}$`)
+
 func buildRoute(b registry.Builtin, re routeEnv, base string) (*registry.Route, error) {
 	prefix := b.EnvPrefix + "_"
-	domain := strings.TrimSpace(re.AccessDomain)
-	if domain == "" {
-		if base == "" {
-			return nil, fmt.Errorf("%sACCESS_DOMAIN is unset and RELAY_BASE_DOMAIN is empty", prefix)
-		}
-		domain = b.Subdomain + "." + base
-	}
-	if err := validateDomain(domain); err != nil {
-		return nil, fmt.Errorf("%sACCESS_DOMAIN=%q: %w", prefix, domain, err)
+	domain, err := accessDomain(prefix+"ACCESS_DOMAIN", re.AccessDomain, b.Subdomain, base)
+	if err != nil {
+		return nil, err
 	}
 	r := &registry.Route{
 		Name:            b.Name,
 		AccessDomain:    domain,
 		LibraryPatch:    b.LibraryPatch,
+		Registry:        b.Registry,
 		AuthHosts:       normalizeHosts(b.AuthHosts),
 		CredentialHosts: normalizeHosts(b.CredentialHosts),
 	}
 	upstream := b.Upstream
 	if re.Upstream != "" {
-		upstream, r.UpstreamOverridden = re.Upstream, true
+		upstream, r.UpstreamOverridden = re.Upstream, b.Upstream != ""
 	}
-	u, err := ParseUpstream(upstream)
-	if err != nil {
+	if upstream == "" {
+		return nil, fmt.Errorf("%sUPSTREAM is required for a custom route", prefix)
+	}
+	if r.Upstream, err = ParseUpstream(upstream); err != nil {
 		return nil, fmt.Errorf("%sUPSTREAM=%q: %w", prefix, upstream, err)
 	}
-	r.Upstream = u
-	for _, h := range re.AuthHosts {
+	if b.Upstream != "" {
+		builtin, _ := url.Parse(b.Upstream)
+		r.BuiltinUpstreamHost = builtin.Host
+	} else {
+		r.LibraryPatch = re.LibraryPatch
+		r.Registry = cmp.Or(re.Registry, r.Upstream.Host)
+	}
+	if err := addAuthHosts(r, prefix, re.AuthHosts); err != nil {
+		return nil, err
+	}
+	r.Credentials, err = credentials(prefix, re)
+	return r, err
+}
+
+func accessDomain(varName, set, sub, base string) (string, error) {
+	domain := strings.TrimSpace(set)
+	if domain == "" {
+		if base == "" {
+			return "", fmt.Errorf("%s is unset and RELAY_BASE_DOMAIN is empty", varName)
+		}
+		domain = sub + "." + base
+	}
+	if err := validateDomain(domain); err != nil {
+		return "", fmt.Errorf("%s=%q: %w", varName, domain, err)
+	}
+	return domain, nil
+}
+
+func addAuthHosts(r *registry.Route, prefix string, hosts []string) error {
+	for _, h := range hosts {
 		if h = strings.TrimSpace(h); h != "" {
 			if strings.ContainsAny(h, "/:@ ") {
-				return nil, fmt.Errorf("%sAUTH_HOSTS: %q is not a host name", prefix, h)
+				return fmt.Errorf("%sAUTH_HOSTS: %q is not a host name", prefix, h)
 			}
 			r.AuthHosts = append(r.AuthHosts, registry.NormalizeHost(h))
 		}
 	}
-	return r, nil
+	return nil
+}
+
+// credentials reads the relay's own account for a route; the password may
+// come from a file, as Kubernetes secrets are mounted.
+func credentials(prefix string, re routeEnv) (*registry.Credentials, error) {
+	password := re.Password
+	if re.PasswordFile != "" {
+		if password != "" {
+			return nil, fmt.Errorf("%sPASSWORD and %sPASSWORD_FILE are both set", prefix, prefix)
+		}
+		raw, err := os.ReadFile(re.PasswordFile)
+		if err != nil {
+			return nil, fmt.Errorf("%sPASSWORD_FILE: %w", prefix, err)
+		}
+		password = strings.TrimRight(string(raw), "\r\n")
+	}
+	switch {
+	case re.Username == "" && password == "":
+		return nil, nil
+	case re.Username == "" || password == "":
+		return nil, fmt.Errorf("%sUSERNAME and a password (%sPASSWORD or %sPASSWORD_FILE) must be set together", prefix, prefix, prefix)
+	}
+	return &registry.Credentials{Username: re.Username, Password: password}, nil
 }
 
 // ParseUpstream accepts an http(s) base URL without path, query or user info.

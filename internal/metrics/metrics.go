@@ -15,8 +15,14 @@ import (
 	"github.com/registry-relay/registry-relay/internal/registry"
 )
 
-// NoRoute is the route label of requests whose Host matched no route.
-const NoRoute = "none"
+// Route labels that are not route names.
+const (
+	// NoRoute labels requests whose Host matched no route.
+	NoRoute = "none"
+	// MirrorRoute labels in-flight requests on the mirror host; once
+	// resolved, they are counted under the route they reached.
+	MirrorRoute = "mirror"
+)
 
 // durationBuckets reach five minutes: a multi-GB layer through a slow link
 // is one request.
@@ -72,7 +78,11 @@ func (m *Metrics) Register(reg prometheus.Registerer) error {
 func (m *Metrics) SetRoutes(routes []*registry.Route) {
 	m.routeInfo.Reset()
 	for _, r := range routes {
-		m.routeInfo.WithLabelValues(r.Name, r.AccessDomain, r.Upstream.Host).Set(1)
+		host := r.AccessDomain
+		if host == "" {
+			host = MirrorRoute // reached only through the mirror host
+		}
+		m.routeInfo.WithLabelValues(r.Name, host, r.Upstream.Host).Set(1)
 	}
 }
 

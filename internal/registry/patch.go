@@ -16,21 +16,32 @@ func DockerHubRepository(name string) string {
 // string may hold several space-separated scopes (the OAuth2 form), each
 // "type[(class)]:name:actions"; others ("registry:catalog:*") are kept.
 func DockerHubScope(scope string) string {
+	return MapScopeNames(scope, DockerHubRepository)
+}
+
+// MapScopeNames applies fn to the repository name of every repository
+// scope in a space-separated scope string.
+func MapScopeNames(scope string, fn func(string) string) string {
 	fields := strings.Split(scope, " ")
 	for i, f := range fields {
-		fields[i] = patchOneScope(f)
+		if name, ok := ScopeRepository(f); ok {
+			typ, _, _ := strings.Cut(f, ":")
+			fields[i] = typ + ":" + fn(name) + f[len(typ)+1+len(name):]
+		}
 	}
 	return strings.Join(fields, " ")
 }
 
-func patchOneScope(s string) string {
-	typ, rest, ok := strings.Cut(s, ":")
+// ScopeRepository returns the repository name of one
+// "repository[(class)]:name:actions" scope.
+func ScopeRepository(scope string) (string, bool) {
+	typ, rest, ok := strings.Cut(scope, ":")
 	if !ok || (typ != "repository" && !strings.HasPrefix(typ, "repository(")) {
-		return s
+		return "", false
 	}
 	i := strings.LastIndex(rest, ":")
 	if i < 0 {
-		return s
+		return "", false
 	}
-	return typ + ":" + DockerHubRepository(rest[:i]) + rest[i:]
+	return rest[:i], true
 }

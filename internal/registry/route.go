@@ -29,11 +29,35 @@ type Route struct {
 	CredentialHosts []string
 	// LibraryPatch inserts Docker Hub's implicit "library/" namespace.
 	LibraryPatch bool
+	// Official, when not nil, limits LibraryPatch to these single names
+	// (DOCKER_HUB_OFFICIAL_IMAGES).
+	Official map[string]bool
+	// Registry is the registry's name in image references ("docker.io"),
+	// by which the mirror host finds the route.
+	Registry string
+	// Credentials, when set, are the relay's own account at the upstream,
+	// used for token requests that arrive without credentials.
+	Credentials *Credentials
+	// Fallback is an upstream tried when this one fails (FALLBACK_REGISTRY_MAP).
+	Fallback *url.URL
+	// BuiltinUpstreamHost is a built-in route's default upstream host, so
+	// that DOCKER_REGISTRY_MAP's "registry-1.docker.io" finds the route
+	// even when the operator pointed it elsewhere.
+	BuiltinUpstreamHost string
 }
+
+// Credentials are a username and password for an upstream's token service.
+// Their String form never shows the password.
+type Credentials struct {
+	Username string
+	Password string
+}
+
+func (c *Credentials) String() string { return c.Username + ":<redacted>" }
 
 // Repository maps a client-facing repository name to the upstream's.
 func (r *Route) Repository(name string) string {
-	if r.LibraryPatch {
+	if r.LibraryPatch && (r.Official == nil || r.Official[name]) {
 		return DockerHubRepository(name)
 	}
 	return name
@@ -41,10 +65,7 @@ func (r *Route) Repository(name string) string {
 
 // Scope maps a client-supplied token scope to the upstream's.
 func (r *Route) Scope(scope string) string {
-	if r.LibraryPatch {
-		return DockerHubScope(scope)
-	}
-	return scope
+	return MapScopeNames(scope, r.Repository)
 }
 
 // AuthHostAllowed reports whether a token realm at u may be contacted:
@@ -90,13 +111,14 @@ func NormalizeHost(host string) string {
 
 // Table finds the route for a request's Host header.
 type Table struct {
+	routes []*Route
 	byHost map[string]*Route
 }
 
 // NewTable indexes routes by access domain. Callers validate uniqueness
 // first (config does, naming the variables); later duplicates are ignored.
 func NewTable(routes []*Route) *Table {
-	t := &Table{byHost: make(map[string]*Route, len(routes))}
+	t := &Table{routes: routes, byHost: make(map[string]*Route, len(routes))}
 	for _, r := range routes {
 		h := NormalizeHost(r.AccessDomain)
 		if _, dup := t.byHost[h]; !dup {
@@ -108,3 +130,6 @@ func NewTable(routes []*Route) *Table {
 
 // Lookup returns the route serving host, or nil.
 func (t *Table) Lookup(host string) *Route { return t.byHost[NormalizeHost(host)] }
+
+// All returns the routes in configuration order.
+func (t *Table) All() []*Route { return t.routes }

@@ -18,6 +18,15 @@ func (rl *Relay) serveInfo(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	x := exchangeFrom(r.Context())
+	if x.mirror != nil {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintf(w, "registry-relay: this host mirrors every registry the relay serves\n\n"+
+			"  docker pull %[1]s/gcr.io/distroless/static   (registry name as a path prefix)\n"+
+			"  docker pull %[1]s/library/nginx              (no prefix: Docker Hub)\n"+
+			"  Docker registry-mirrors, containerd hosts.toml (?ns=) and podman/CRI-O mirror\n"+
+			"  locations (%[1]s/quay.io) point here too.\n", x.host)
+		return
+	}
 	example := x.host + "/<repository>:<tag>"
 	if x.route.LibraryPatch {
 		example = x.host + "/library/nginx:latest (or " + x.host + "/nginx:latest)"

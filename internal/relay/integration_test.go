@@ -35,7 +35,7 @@ type world struct {
 	cdn    *blobCDN
 }
 
-func newWorld(t *testing.T) *world {
+func newWorld(t *testing.T, extraEnv ...string) *world {
 	t.Helper()
 	w := &world{}
 	w.issuer = relaytest.NewTokenIssuer(t, relaytest.IssuerOptions{
@@ -46,11 +46,16 @@ func newWorld(t *testing.T) *world {
 	w.hub = relaytest.NewRegistry(t, relaytest.RegistryOptions{Auth: w.issuer, Wrap: w.cdn.redirectBlobs})
 	w.cdn.origin = w.hub.Handler()
 	w.k8s = relaytest.NewRegistry(t, relaytest.RegistryOptions{Wrap: redirectManifests})
-	w.relay, w.app = startRelay(t, map[string]string{
+	environ := map[string]string{
 		"RELAY_BASE_DOMAIN":  "test",
 		"DOCKERHUB_UPSTREAM": w.hub.URL,
+		"GHCR_UPSTREAM":      w.hub.URL,
 		"K8S_UPSTREAM":       w.k8s.URL,
-	})
+	}
+	for i := 0; i+1 < len(extraEnv); i += 2 {
+		environ[extraEnv[i]] = strings.ReplaceAll(extraEnv[i+1], "$K8S", w.k8s.URL)
+	}
+	w.relay, w.app = startRelay(t, environ)
 	return w
 }
 

@@ -39,6 +39,12 @@ func (rl *Relay) serveRegistry(w http.ResponseWriter, r *http.Request) {
 		oci.NewError(http.StatusMethodNotAllowed, oci.CodeUnsupported, "registry-relay is read-only: uploads are not supported").ServeHTTP(w, r)
 		return
 	}
+	if x.mirror != nil {
+		if err := rl.resolveMirror(x, &p, r.URL.Query().Get("ns")); err != nil {
+			err.ServeHTTP(w, r)
+			return
+		}
+	}
 	up := p
 	if p.Name != "" {
 		up.Name = x.route.Repository(p.Name)
@@ -62,6 +68,9 @@ func (rl *Relay) newReverseProxy() *httputil.ReverseProxy {
 			// are for the relay's domain, never the upstream's.
 			pr.Out.Header.Del("Cookie")
 			pr.Out.Header.Del("X-Real-Ip")
+			if pr.Out.Header.Get("Authorization") == "Bearer "+auth.AnonymousToken {
+				pr.Out.Header.Del("Authorization") // the mirror's stand-in for "no token needed"
+			}
 		},
 		Transport:  &redirectFollower{next: rl.opts.Transport, max: rl.opts.MaxRedirects, passBlobs: rl.opts.PassBlobRedirects},
 		BufferPool: bufferPool{},
@@ -108,6 +117,10 @@ func (rl *Relay) rewriteChallenges(resp *http.Response, x *exchange) {
 		return
 	}
 	base := x.scheme + "://" + x.host + "/token"
+	var scopeName func(string) string
+	if x.prefix != "" {
+		scopeName = func(name string) string { return x.prefix + name }
+	}
 	relayRealm := func(upstream string) string {
 		id, err := rl.realms.Learn(x.route, upstream)
 		if err != nil {
@@ -118,7 +131,7 @@ func (rl *Relay) rewriteChallenges(resp *http.Response, x *exchange) {
 	}
 	out := make([]string, 0, len(values))
 	for _, v := range values {
-		res, err := auth.RewriteBearerRealm(v, relayRealm)
+		res, err := auth.RewriteBearerRealm(v, relayRealm, scopeName)
 		if err != nil {
 			// Pass it on: a lenient client may still cope, as it would
 			// talking to the upstream directly.

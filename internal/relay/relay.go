@@ -20,7 +20,9 @@ import (
 
 // Options configure a Relay.
 type Options struct {
-	Routes  *registry.Table
+	Routes *registry.Table
+	// Mirror is the host serving every registry, or nil.
+	Mirror  *registry.Mirror
 	Metrics *metrics.Metrics
 	Log     *slog.Logger
 	// Transport reaches upstreams; it must not decompress bodies
@@ -38,12 +40,13 @@ type Options struct {
 
 // Relay is the registry-facing http.Handler.
 type Relay struct {
-	opts    Options
-	log     *slog.Logger
-	proxy   http.Handler
-	realms  *auth.Realms
-	tokens  *auth.TokenProxy
-	handler http.Handler
+	opts        Options
+	routeByName map[string]*registry.Route
+	log         *slog.Logger
+	proxy       http.Handler
+	realms      *auth.Realms
+	tokens      *auth.TokenProxy
+	handler     http.Handler
 }
 
 // New wires a Relay.
@@ -52,7 +55,15 @@ func New(opts Options) *Relay {
 		Transport:     opts.Transport,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
-	rl := &Relay{opts: opts, log: opts.Log, realms: auth.NewRealms(noFollow)}
+	rl := &Relay{opts: opts, log: opts.Log, realms: auth.NewRealms(noFollow), routeByName: map[string]*registry.Route{}}
+	for _, route := range opts.Routes.All() {
+		rl.routeByName[route.Name] = route
+	}
+	if opts.Mirror != nil {
+		for _, route := range opts.Mirror.Routes() {
+			rl.routeByName[route.Name] = route
+		}
+	}
 	rl.tokens = &auth.TokenProxy{Client: noFollow, Realms: rl.realms, Log: opts.Log}
 	rl.proxy = rl.newReverseProxy()
 
@@ -81,6 +92,8 @@ func (rl *Relay) observe(next http.Handler) http.Handler {
 		routeName := metrics.NoRoute
 		if route := rl.opts.Routes.Lookup(r.Host); route != nil {
 			x.route, routeName = route, route.Name
+		} else if m := rl.opts.Mirror; m != nil && registry.NormalizeHost(r.Host) == registry.NormalizeHost(m.AccessDomain) {
+			x.mirror, routeName = m, metrics.MirrorRoute
 		}
 		done := rl.opts.Metrics.Begin(routeName)
 		rec := &recorder{ResponseWriter: w}
@@ -95,6 +108,9 @@ func (rl *Relay) observe(next http.Handler) http.Handler {
 				status = 0 // the upstream failed mid-body; the client saw the connection cut
 			}
 			elapsed := time.Since(start)
+			if x.route != nil {
+				routeName = x.route.Name // the mirror host's requests count for the route they reached
+			}
 			rl.opts.Metrics.Observe(routeName, string(x.kind), r.Method, status, rec.bytes, elapsed.Seconds())
 			rl.log.LogAttrs(r.Context(), slog.LevelInfo, "request",
 				slog.String("route", routeName), slog.String("host", r.Host), slog.String("method", r.Method),
@@ -113,7 +129,7 @@ func (rl *Relay) observe(next http.Handler) http.Handler {
 // resolveRoute answers requests for hosts that no route serves.
 func (rl *Relay) resolveRoute(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if exchangeFrom(r.Context()).route == nil {
+		if x := exchangeFrom(r.Context()); x.route == nil && x.mirror == nil {
 			oci.NewError(http.StatusNotFound, oci.CodeNameUnknown,
 				"no registry is served at host "+quoteHost(r.Host)).ServeHTTP(w, r)
 			return
@@ -129,7 +145,18 @@ func (rl *Relay) serveToken(w http.ResponseWriter, r *http.Request) {
 		oci.NewError(http.StatusMethodNotAllowed, oci.CodeUnsupported, "the token endpoint accepts GET and POST").ServeHTTP(w, r)
 		return
 	}
-	status, tried := rl.tokens.Serve(w, r, x.route, chi.URLParam(r, "realm"))
+	tr, oerr := auth.ReadTokenRequest(w, r)
+	if oerr != nil {
+		oerr.ServeHTTP(w, r)
+		return
+	}
+	tg := auth.Target{Route: x.route, RealmID: chi.URLParam(r, "realm")}
+	if x.mirror != nil {
+		tg.Route, tg.MapName = rl.mirrorTokenTarget(x.mirror, tg.RealmID, tr.Scopes())
+		tg.NoAuthToken = true
+		x.route = tg.Route
+	}
+	status, tried := rl.tokens.Serve(w, r, tr, tg)
 	x.upstreamStatus = status
 	if tried {
 		rl.opts.Metrics.Upstream(x.route.Name, status)

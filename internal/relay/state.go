@@ -13,8 +13,10 @@ import (
 // handlers never touch either.
 type exchange struct {
 	route          *registry.Route
-	host           string // Host as the client sent it, port included
-	scheme         string // scheme the client sees the relay at
+	mirror         *registry.Mirror // set on the mirror host; route is resolved per request
+	prefix         string           // registry prefix the client put before the name ("gcr.io/")
+	host           string           // Host as the client sent it, port included
+	scheme         string           // scheme the client sees the relay at
 	kind           oci.Kind
 	path           oci.Path
 	target         *url.URL // upstream URL of a proxied registry request
