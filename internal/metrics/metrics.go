@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -37,6 +38,8 @@ type Metrics struct {
 	bytesSent *prometheus.CounterVec
 	inflight  *prometheus.GaugeVec
 	routeInfo *prometheus.GaugeVec
+	fallback  *prometheus.CounterVec
+	rateLimit *prometheus.GaugeVec
 }
 
 // New creates the collectors; nothing is registered until Register.
@@ -58,6 +61,12 @@ func New() *Metrics {
 		inflight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "relay_inflight_requests", Help: "Requests being served right now.",
 		}, []string{"route"}),
+		fallback: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "relay_fallback_total", Help: "Requests retried on the route's fallback upstream, by why the primary failed (error, timeout, 5xx, 429).",
+		}, []string{"route", "reason"}),
+		rateLimit: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "relay_upstream_ratelimit_remaining", Help: "Last RateLimit-Remaining an upstream reported (Docker Hub's pull quota left).",
+		}, []string{"route"}),
 		routeInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "relay_route_info", Help: "Always 1; ties each route name to its access domain and upstream, for joins.",
 		}, []string{"route", "host", "upstream"}),
@@ -69,6 +78,7 @@ func (m *Metrics) Register(reg prometheus.Registerer) error {
 	return errors.Join(
 		reg.Register(m.requests), reg.Register(m.duration), reg.Register(m.upstream),
 		reg.Register(m.bytesSent), reg.Register(m.inflight), reg.Register(m.routeInfo),
+		reg.Register(m.fallback), reg.Register(m.rateLimit),
 		reg.Register(collectors.NewGoCollector()),
 		reg.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})),
 	)
@@ -114,6 +124,18 @@ func (m *Metrics) Upstream(route string, code int) {
 		label = strconv.Itoa(code)
 	}
 	m.upstream.WithLabelValues(route, label).Inc()
+}
+
+// Fallback counts one retry on a route's fallback upstream.
+func (m *Metrics) Fallback(route, reason string) { m.fallback.WithLabelValues(route, reason).Inc() }
+
+// RateLimitRemaining records an upstream's RateLimit-Remaining header
+// ("100;w=21600" on Docker Hub: the count comes first).
+func (m *Metrics) RateLimitRemaining(route, header string) {
+	v, _, _ := strings.Cut(header, ";")
+	if n, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil && n >= 0 {
+		m.rateLimit.WithLabelValues(route).Set(n)
+	}
 }
 
 func methodLabel(m string) string {

@@ -72,7 +72,14 @@ func (rl *Relay) newReverseProxy() *httputil.ReverseProxy {
 				pr.Out.Header.Del("Authorization") // the mirror's stand-in for "no token needed"
 			}
 		},
-		Transport:  &redirectFollower{next: rl.opts.Transport, max: rl.opts.MaxRedirects, passBlobs: rl.opts.PassBlobRedirects},
+		Transport: &fallbackTransport{
+			primary: &redirectFollower{next: rl.opts.Transport, max: rl.opts.MaxRedirects, passBlobs: rl.opts.PassBlobRedirects},
+			// The fallback's answers are streamed as they come: no
+			// passing blob redirects to a client that never saw its realm.
+			secondary: &auth.Bearer{Next: &redirectFollower{next: rl.opts.Transport, max: rl.opts.MaxRedirects}},
+			metrics:   rl.opts.Metrics,
+			log:       rl.log,
+		},
 		BufferPool: bufferPool{},
 		// Flush every write: clients see headers and first bytes at once
 		// even when an upstream or CDN trickles; blob-sized writes bypass
@@ -90,6 +97,9 @@ func (rl *Relay) modifyResponse(resp *http.Response) error {
 	x.upstreamStatus = resp.StatusCode
 	rl.opts.Metrics.Upstream(x.route.Name, resp.StatusCode)
 	resp.Header.Del("Set-Cookie") // the upstream's cookies mean nothing on the relay's domain
+	if v := resp.Header.Get("RateLimit-Remaining"); v != "" {
+		rl.opts.Metrics.RateLimitRemaining(x.route.Name, v)
+	}
 	if resp.StatusCode == http.StatusUnauthorized {
 		rl.rewriteChallenges(resp, x)
 	}

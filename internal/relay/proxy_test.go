@@ -363,3 +363,34 @@ func TestTokenRequestReachesItsChallengesRealm(t *testing.T) {
 		}
 	}
 }
+
+func TestRateLimitVisibility(t *testing.T) {
+	var limited atomic.Bool
+	up, _ := fakeUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("RateLimit-Limit", "100;w=21600")
+		w.Header().Set("RateLimit-Remaining", "97;w=21600")
+		if limited.Load() {
+			w.Header().Set("Retry-After", "60")
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusTooManyRequests)
+			fmt.Fprint(w, `{"errors":[{"code":"TOOMANYREQUESTS","message":"pull rate limit"}]}`)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	})
+	relay, a := startRelay(t, hubEnv(up.URL))
+	resp := call(t, relay, "HEAD", hubHost, "/v2/x/manifests/latest", nil)
+	resp.Body.Close()
+	if resp.Header.Get("RateLimit-Remaining") != "97;w=21600" || resp.Header.Get("RateLimit-Limit") == "" {
+		t.Errorf("rate-limit headers not passed through: %v", resp.Header)
+	}
+	if !strings.Contains(scrape(t, a.Gatherer()), `relay_upstream_ratelimit_remaining{route="dockerhub"} 97`) {
+		t.Error("remaining quota not exported")
+	}
+	limited.Store(true)
+	resp = call(t, relay, "GET", hubHost, "/v2/x/manifests/latest", nil)
+	if resp.Header.Get("Retry-After") != "60" {
+		t.Errorf("Retry-After not passed through: %v", resp.Header)
+	}
+	wantOCIError(t, resp, http.StatusTooManyRequests, "TOOMANYREQUESTS")
+}
