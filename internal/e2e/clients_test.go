@@ -226,10 +226,12 @@ func (c *skopeo) forget(ctx context.Context, ref string) {
 type podman struct {
 	env   []string
 	flags []string
+	world *world
 }
 
 func (c *podman) name() string { return "podman" }
-func (c *podman) setup(t *testing.T, _ *world) string {
+func (c *podman) setup(t *testing.T, w *world) string {
+	c.world = w
 	if _, ok := tool("podman"); !ok {
 		return "podman not installed (apt-get install podman)"
 	}
@@ -248,7 +250,11 @@ func (c *podman) logout(ctx context.Context, host string) (string, error) {
 	return c.cmd(ctx, "logout", host)
 }
 func (c *podman) pull(ctx context.Context, _ *testing.T, ref string) (pullResult, string, error) {
-	out, err := c.cmd(ctx, "pull", "--tls-verify=false", ref)
+	return c.pullWith(ctx, ref, "--tls-verify=false")
+}
+
+func (c *podman) pullWith(ctx context.Context, ref string, extra ...string) (pullResult, string, error) {
+	out, err := c.cmd(ctx, append(append([]string{"pull"}, extra...), ref)...)
 	if err != nil {
 		return pullResult{}, out, err
 	}

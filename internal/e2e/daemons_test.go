@@ -29,12 +29,14 @@ func waitSocket(path string) error {
 // ctr drives a containerd of its own (own root, state and socket, CRI
 // off) over plain HTTP; ctr has no login, so credentials go with --user.
 type ctr struct {
-	socket string
-	user   string
+	socket   string
+	user     string
+	hostsDir string // containerd's hosts.toml files, pointing at the mirror host
 }
 
 func (c *ctr) name() string { return "containerd" }
-func (c *ctr) setup(t *testing.T, _ *world) string {
+func (c *ctr) setup(t *testing.T, w *world) string {
+	c.hostsDir = hostsDir(t, w, mirroredRegistries)
 	if _, ok := tool("containerd"); !ok {
 		return "containerd not installed (apt-get install containerd)"
 	}
@@ -68,7 +70,11 @@ func (c *ctr) login(context.Context, string) (string, error) {
 }
 func (c *ctr) logout(context.Context, string) (string, error) { c.user = ""; return "", nil }
 func (c *ctr) pull(ctx context.Context, _ *testing.T, ref string) (pullResult, string, error) {
-	args := []string{"image", "pull", "--plain-http", "--snapshotter", "native"}
+	return c.pullWith(ctx, ref, "--plain-http")
+}
+
+func (c *ctr) pullWith(ctx context.Context, ref string, extra ...string) (pullResult, string, error) {
+	args := append([]string{"image", "pull", "--snapshotter", "native"}, extra...)
 	if c.user != "" {
 		args = append(args, "--user", c.user)
 	}
@@ -103,7 +109,7 @@ type docker struct {
 }
 
 func (c *docker) name() string { return "docker" }
-func (c *docker) setup(t *testing.T, _ *world) string {
+func (c *docker) setup(t *testing.T, w *world) string {
 	if _, ok := tool("dockerd"); !ok {
 		return "dockerd not installed (apt-get install docker.io)"
 	}
@@ -114,7 +120,10 @@ func (c *docker) setup(t *testing.T, _ *world) string {
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	socket := filepath.Join(dir, "d.sock")
 	cfg := filepath.Join(dir, "daemon.json")
-	conf := `{"storage-driver":"vfs","iptables":false,"ip6tables":false,"bridge":"none","insecure-registries":["127.0.0.0/8"]}`
+	// Docker Hub references go to the relay's mirror host, as with a
+	// production registry-mirrors setting.
+	conf := `{"storage-driver":"vfs","iptables":false,"ip6tables":false,"bridge":"none","insecure-registries":["127.0.0.0/8"],` +
+		`"registry-mirrors":["http://` + w.relay.host(mirrorDomain) + `"]}`
 	if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -51,11 +51,12 @@ func newWorld(t *testing.T) *world {
 	w.anonURL = startRegistry(t, nil)
 	w.seed(t)
 	w.relay = startRelay(t, map[string]string{
-		"RELAY_BASE_DOMAIN":  "relay-e2e.test",
-		"DOCKERHUB_UPSTREAM": w.authURL,
-		"GHCR_UPSTREAM":      w.authURL,
-		"K8S_UPSTREAM":       w.anonURL,
-		"QUAY_UPSTREAM":      "http://" + freeAddr(t), // nothing listens: the upstream is down
+		"RELAY_BASE_DOMAIN":    "relay-e2e.test",
+		"DOCKERHUB_UPSTREAM":   w.authURL,
+		"GHCR_UPSTREAM":        w.authURL,
+		"K8S_UPSTREAM":         w.anonURL,
+		"QUAY_UPSTREAM":        "http://" + freeAddr(t), // nothing listens: the upstream is down
+		"MIRROR_ACCESS_DOMAIN": mirrorDomain,
 	})
 	return w
 }
@@ -138,7 +139,12 @@ func TestE2E(t *testing.T) {
 	w := newWorld(t)
 	t.Run("negative", func(t *testing.T) { testNegative(t, w) })
 	for _, c := range []client{&crane{}, &regctl{}, &skopeo{}, &podman{}, &ctr{}, &docker{}} {
-		t.Run(c.name(), func(t *testing.T) { testClient(t, w, c) })
+		t.Run(c.name(), func(t *testing.T) {
+			testClient(t, w, c)
+			if m, ok := c.(mirrorClient); ok {
+				testMirror(t, w, c.name(), m)
+			}
+		})
 	}
 }
 
@@ -228,7 +234,7 @@ func failure(what string, err error, out string) error {
 		msg += ": " + err.Error()
 	}
 	if out = strings.TrimSpace(out); out != "" {
-		msg += ": " + strings.ReplaceAll(string(tail([]byte(out), 400)), "\n", " | ")
+		msg += ": " + strings.ReplaceAll(string(tail([]byte(out), 600)), "\n", " | ")
 	}
 	return &caseError{msg}
 }

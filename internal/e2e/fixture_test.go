@@ -26,6 +26,7 @@ const (
 	k8sDomain     = "k8s.relay-e2e.test"
 	unknownDomain = "nothing.relay-e2e.test"
 	downDomain    = "quay.relay-e2e.test"
+	mirrorDomain  = "mirror.relay-e2e.test"
 )
 
 // Credentials of the one user the token issuer knows besides its admin.
@@ -168,7 +169,7 @@ func (r *relayProcess) host(domain string) string { return domain + ":" + r.port
 // ensureHosts maps the access domains to 127.0.0.1 in /etc/hosts.
 func ensureHosts(t testing.TB) {
 	t.Helper()
-	names := []string{hubDomain, ghcrDomain, k8sDomain, unknownDomain, downDomain}
+	names := []string{hubDomain, ghcrDomain, k8sDomain, unknownDomain, downDomain, mirrorDomain}
 	current, err := os.ReadFile("/etc/hosts")
 	if err != nil {
 		t.Fatal(err)
