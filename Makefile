@@ -6,6 +6,8 @@ BIN       := $(CURDIR)/bin
 CRANE_VER := v0.22.1
 REGCTL_VER := v0.11.7
 REGISTRY_VER := v3.1.2
+# The 2026 rewrite of the OCI distribution-spec conformance suite.
+CONFORMANCE_VER := v0.0.0-20260831232431-97274622c111
 # Debian packages of the clients and daemons the end-to-end suite drives.
 E2E_APT := skopeo podman containerd docker.io
 FUZZTIME  ?= 5s
@@ -59,8 +61,13 @@ $(BIN)/registry:
 ## e2e: real clients and the OCI conformance suite through the relay binary.
 e2e: e2e-tools
 	$(GOTEST) -tags e2e -v -timeout 60m ./internal/e2e/ -args -bin $(BIN)
+	$(GO) run -tags e2e ./internal/e2e/conformance/harness -suite $(BIN)/conformance -route k8s
+	$(GO) run -tags e2e ./internal/e2e/conformance/harness -suite $(BIN)/conformance -route dockerhub -auth token -cache-auth=false
 
-e2e-tools: build e2e-apt $(BIN)/crane $(BIN)/regctl $(BIN)/registry
+e2e-tools: build e2e-apt $(BIN)/crane $(BIN)/regctl $(BIN)/registry $(BIN)/conformance
+
+$(BIN)/conformance:
+	GOBIN=$(BIN) $(GO) install github.com/opencontainers/distribution-spec/conformance@$(CONFORMANCE_VER)
 
 # Installs the missing Debian packages when running as root with apt; a
 # client that still is not there is reported as skipped by the suite.

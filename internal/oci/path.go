@@ -97,11 +97,13 @@ func ParsePath(escaped string) (Path, *Error) {
 		return Path{}, NewError(http.StatusNotFound, CodeNameUnknown, "unknown registry API endpoint")
 	}
 	p.Name = strings.Join(segs[:n], "/")
+	// On a bad name or reference the kind is still returned, for the
+	// access log and metrics.
 	if err := ValidateName(p.Name); err != nil {
-		return Path{}, err
+		return Path{Kind: p.Kind}, err
 	}
 	if err := validateReference(p); err != nil {
-		return Path{}, err
+		return Path{Kind: p.Kind}, err
 	}
 	return p, nil
 }

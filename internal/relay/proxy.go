@@ -26,6 +26,9 @@ func (rl *Relay) serveRegistry(w http.ResponseWriter, r *http.Request) {
 	x := exchangeFrom(r.Context())
 	p, perr := oci.ParsePath(r.URL.EscapedPath())
 	if perr != nil {
+		if p.Kind != "" {
+			x.kind = p.Kind
+		}
 		perr.ServeHTTP(w, r)
 		return
 	}

@@ -61,6 +61,7 @@ func main() {
 		profiles  = flag.String("profiles", "full,pull,readonly", "suite profiles to run: full, pull, readonly")
 		route     = flag.String("route", "k8s", "relay route to test: k8s (names unchanged) or dockerhub (library/ patch)")
 		cacheAuth = flag.Bool("cache-auth", true, "OCI_CACHE_AUTH: reuse tokens between requests (false sends every request through the 401 + token flow)")
+		anonymous = flag.Bool("anonymous", false, "token auth, readonly profile: pull without credentials (anonymous tokens)")
 		frontOnly = flag.Bool("front-only", false, "only serve the split front (-listen, -relay, -upstream)")
 		listen    = flag.String("listen", "127.0.0.1:25081", "front-only: listen address")
 		relayURL  = flag.String("relay", "http://127.0.0.1:25080", "front-only: relay base URL")
@@ -97,7 +98,7 @@ func main() {
 	var rows []row
 	for _, auth := range split(*auths) {
 		for _, profile := range split(*profiles) {
-			spec := runSpec{suite: bin, auth: auth, profile: profile, route: *route, cacheAuth: *cacheAuth}
+			spec := runSpec{suite: bin, auth: auth, profile: profile, route: *route, cacheAuth: *cacheAuth, anonymous: *anonymous}
 			var legs [2]*report
 			for i, leg := range []string{"direct", "relay"} {
 				spec.leg = leg
@@ -134,7 +135,7 @@ func split(s string) []string {
 type runSpec struct {
 	suite, dir                string
 	auth, profile, route, leg string
-	cacheAuth                 bool
+	cacheAuth, anonymous      bool
 }
 
 // Repositories the suite uses. The dockerhub route gets single-segment
@@ -186,7 +187,7 @@ func runLeg(s runSpec) (*report, error) {
 		"OCI_LOG":         "warn",
 		"OCI_CACHE_AUTH":  fmt.Sprint(s.cacheAuth),
 	}
-	if issuer != nil {
+	if issuer != nil && !(s.anonymous && s.profile == "readonly") {
 		env["OCI_USERNAME"], env["OCI_PASSWORD"] = relaytest.AdminUser, relaytest.AdminPassword
 	}
 	switch s.profile {
