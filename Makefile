@@ -60,9 +60,9 @@ $(BIN)/registry:
 
 ## e2e: real clients and the OCI conformance suite through the relay binary.
 e2e: e2e-tools
-	$(GOTEST) -tags e2e -v -timeout 60m ./internal/e2e/ -args -bin $(BIN)
 	$(GO) run -tags e2e ./internal/e2e/conformance/harness -suite $(BIN)/conformance -route k8s
 	$(GO) run -tags e2e ./internal/e2e/conformance/harness -suite $(BIN)/conformance -route dockerhub -auth token -cache-auth=false
+	$(GOTEST) -tags e2e -v -timeout 60m ./internal/e2e/ -args -bin $(BIN)
 
 e2e-tools: build e2e-apt $(BIN)/crane $(BIN)/regctl $(BIN)/registry $(BIN)/conformance
 
