@@ -18,6 +18,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/registry-relay/registry-relay/internal/cache"
 	"github.com/registry-relay/registry-relay/internal/config"
 	"github.com/registry-relay/registry-relay/internal/metrics"
 	"github.com/registry-relay/registry-relay/internal/registry"
@@ -58,6 +59,10 @@ func New(cfg *config.Config, logOut io.Writer) (*App, error) {
 	}
 	m.SetRoutes(infoRoutes)
 	a := &App{cfg: cfg, log: log, registry: reg, transport: NewTransport(cfg)}
+	c, err := newCache(cfg, m)
+	if err != nil {
+		return nil, err
+	}
 	a.relay = relay.New(relay.Options{
 		Routes:            registry.NewTable(cfg.Routes),
 		Mirror:            cfg.Mirror,
@@ -68,6 +73,7 @@ func New(cfg *config.Config, logOut io.Writer) (*App, error) {
 		PassBlobRedirects: cfg.PassBlobRedirects,
 		PublicScheme:      cfg.PublicScheme,
 		TrustedProxies:    cfg.Trusted,
+		Cache:             c,
 	})
 	a.main = &http.Server{
 		Handler:           a.relay,
@@ -86,6 +92,26 @@ func New(cfg *config.Config, logOut io.Writer) (*App, error) {
 
 // Handler is the registry-facing handler, for tests that serve it themselves.
 func (a *App) Handler() http.Handler { return a.relay }
+
+// newCache opens the pull-through cache when RELAY_CACHE_DIR is set.
+func newCache(cfg *config.Config, m *metrics.Metrics) (*relay.Cache, error) {
+	if cfg.CacheDir == "" {
+		return nil, nil
+	}
+	store, err := cache.OpenDisk(cfg.CacheDir, cfg.CacheMaxBytes, m.Evicted)
+	if err != nil {
+		return nil, fmt.Errorf("RELAY_CACHE_DIR=%s: %w", cfg.CacheDir, err)
+	}
+	m.SetCacheSize(store.Size)
+	return &relay.Cache{
+		Store: store, Fills: cache.NewFills(), Tags: cache.NewTags(), Authz: cache.NewAuthz(cfg.CacheAuthTTL),
+		TagTTL: cfg.CacheTagTTL, StaleMax: cfg.CacheStaleMax, FillTimeout: fillTimeout,
+	}, nil
+}
+
+// fillTimeout bounds one upstream transfer into the cache: generous, as a
+// multi-GB layer over a slow link is one transfer.
+const fillTimeout = 2 * time.Hour
 
 // CloseIdleConnections drops idle upstream connections; Serve does it on
 // shutdown, tests that use Handler call it themselves.

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"reflect"
+	"strconv"
 	"strings"
 	"time"
 
@@ -40,6 +41,14 @@ type Config struct {
 	ShutdownDelay time.Duration `env:"RELAY_SHUTDOWN_DELAY" envDefault:"5s"`
 
 	CustomRoutes []string `env:"RELAY_CUSTOM_ROUTES" envSeparator:","`
+
+	// The pull-through cache, off while CacheDir is empty.
+	CacheDir      string        `env:"RELAY_CACHE_DIR"`
+	CacheMaxSize  string        `env:"RELAY_CACHE_MAX_BYTES" envDefault:"10GiB"`
+	CacheTagTTL   time.Duration `env:"RELAY_CACHE_TAG_TTL" envDefault:"30s"`
+	CacheStaleMax time.Duration `env:"RELAY_CACHE_STALE_MAX" envDefault:"24h"`
+	CacheAuthTTL  time.Duration `env:"RELAY_CACHE_AUTH_TTL" envDefault:"1m"`
+	CacheMaxBytes int64         `env:"-"`
 	// The mirror host: Docker registry-mirrors, containerd ?ns=, podman
 	// location prefixes and "relay/gcr.io/x/y" path prefixes.
 	MirrorEnabled  bool   `env:"MIRROR_ENABLED" envDefault:"true"`
@@ -108,13 +117,39 @@ func (c *Config) validate() error {
 	for name, d := range map[string]time.Duration{
 		"RELAY_UPSTREAM_DIAL_TIMEOUT": c.DialTimeout, "RELAY_UPSTREAM_TLS_TIMEOUT": c.TLSTimeout,
 		"RELAY_UPSTREAM_HEADER_TIMEOUT": c.HeaderTimeout, "RELAY_SHUTDOWN_GRACE": c.ShutdownGrace,
-		"RELAY_SHUTDOWN_DELAY": c.ShutdownDelay,
+		"RELAY_SHUTDOWN_DELAY": c.ShutdownDelay, "RELAY_CACHE_TAG_TTL": c.CacheTagTTL,
+		"RELAY_CACHE_STALE_MAX": c.CacheStaleMax, "RELAY_CACHE_AUTH_TTL": c.CacheAuthTTL,
 	} {
 		if d < 0 {
 			return fmt.Errorf("%s=%s: must not be negative", name, d)
 		}
 	}
+	n, err := ParseSize(c.CacheMaxSize)
+	if err != nil || n <= 0 {
+		return fmt.Errorf("RELAY_CACHE_MAX_BYTES=%q: want a positive size such as 50GiB or 2000000000", c.CacheMaxSize)
+	}
+	c.CacheMaxBytes = n
 	return c.parseTrusted()
+}
+
+// ParseSize reads a byte count with an optional unit: 1000-based (KB, MB,
+// GB, TB) or 1024-based (KiB, MiB, GiB, TiB).
+func ParseSize(s string) (int64, error) {
+	s = strings.TrimSpace(s)
+	i := strings.IndexFunc(s, func(r rune) bool { return (r < '0' || r > '9') && r != '.' })
+	num, unit := s, ""
+	if i >= 0 {
+		num, unit = s[:i], strings.TrimSpace(s[i:])
+	}
+	mult, ok := map[string]float64{
+		"": 1, "B": 1, "KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12,
+		"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40,
+	}[unit]
+	v, err := strconv.ParseFloat(num, 64)
+	if !ok || err != nil || v < 0 {
+		return 0, fmt.Errorf("invalid size %q", s)
+	}
+	return int64(v * mult), nil
 }
 
 func (c *Config) parseTrusted() error {

@@ -4,6 +4,7 @@ package metrics
 
 import (
 	"errors"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -40,6 +41,11 @@ type Metrics struct {
 	routeInfo *prometheus.GaugeVec
 	fallback  *prometheus.CounterVec
 	rateLimit *prometheus.GaugeVec
+
+	cacheRequests  *prometheus.CounterVec
+	cacheEvictions prometheus.Counter
+	upstreamBytes  *prometheus.CounterVec
+	cacheSize      atomic.Pointer[func() int64]
 }
 
 // New creates the collectors; nothing is registered until Register.
@@ -67,6 +73,15 @@ func New() *Metrics {
 		rateLimit: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "relay_upstream_ratelimit_remaining", Help: "Last RateLimit-Remaining an upstream reported (Docker Hub's pull quota left).",
 		}, []string{"route"}),
+		cacheRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "relay_cache_requests_total", Help: "Requests the cache answered, by result: hit, miss (this request fetched), coalesced (joined another's fetch), stale (served after an upstream failure).",
+		}, []string{"route", "kind", "result"}),
+		cacheEvictions: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "relay_cache_evictions_total", Help: "Cache entries evicted to stay under RELAY_CACHE_MAX_BYTES.",
+		}),
+		upstreamBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "relay_upstream_bytes_total", Help: "Response body bytes read from upstreams.",
+		}, []string{"route"}),
 		routeInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "relay_route_info", Help: "Always 1; ties each route name to its access domain and upstream, for joins.",
 		}, []string{"route", "host", "upstream"}),
@@ -79,6 +94,15 @@ func (m *Metrics) Register(reg prometheus.Registerer) error {
 		reg.Register(m.requests), reg.Register(m.duration), reg.Register(m.upstream),
 		reg.Register(m.bytesSent), reg.Register(m.inflight), reg.Register(m.routeInfo),
 		reg.Register(m.fallback), reg.Register(m.rateLimit),
+		reg.Register(m.cacheRequests), reg.Register(m.cacheEvictions), reg.Register(m.upstreamBytes),
+		reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "relay_cache_bytes", Help: "Bytes of content in the cache.",
+		}, func() float64 {
+			if f := m.cacheSize.Load(); f != nil {
+				return float64((*f)())
+			}
+			return 0
+		})),
 		reg.Register(collectors.NewGoCollector()),
 		reg.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})),
 	)
@@ -136,6 +160,38 @@ func (m *Metrics) RateLimitRemaining(route, header string) {
 	if n, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil && n >= 0 {
 		m.rateLimit.WithLabelValues(route).Set(n)
 	}
+}
+
+// Cache counts one request the cache answered.
+func (m *Metrics) Cache(route, kind, result string) {
+	m.cacheRequests.WithLabelValues(route, kind, result).Inc()
+}
+
+// Evicted counts one cache eviction.
+func (m *Metrics) Evicted(int64) { m.cacheEvictions.Inc() }
+
+// SetCacheSize names the function that reports the cache's size.
+func (m *Metrics) SetCacheSize(size func() int64) { m.cacheSize.Store(&size) }
+
+// UpstreamBytes counts body bytes read from an upstream.
+func (m *Metrics) UpstreamBytes(route string, n int) {
+	m.upstreamBytes.WithLabelValues(route).Add(float64(n))
+}
+
+// CountUpstreamBody wraps resp.Body so the bytes read from it are counted.
+func (m *Metrics) CountUpstreamBody(resp *http.Response, route string) {
+	resp.Body = &countingBody{ReadCloser: resp.Body, c: m.upstreamBytes.WithLabelValues(route)}
+}
+
+type countingBody struct {
+	io.ReadCloser
+	c prometheus.Counter
+}
+
+func (b *countingBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.c.Add(float64(n))
+	return n, err
 }
 
 func methodLabel(m string) string {

@@ -57,11 +57,25 @@ func (rl *Relay) serveRegistry(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	q.Del("ns") // containerd's mirror hint; the route already names the upstream
 	target.RawQuery = q.Encode()
-	x.target = &target
+	x.target, x.upstreamRepo = &target, up.Name
+	if rl.cache != nil {
+		rl.prepareCache(r, x)
+		if rl.serveFromCache(w, r, x) {
+			return
+		}
+	}
 	rl.proxy.ServeHTTP(w, r)
 }
 
 func (rl *Relay) newReverseProxy() *httputil.ReverseProxy {
+	rl.upstream = &fallbackTransport{
+		primary: &redirectFollower{next: rl.opts.Transport, max: rl.opts.MaxRedirects, passBlobs: rl.opts.PassBlobRedirects},
+		// The fallback's answers are streamed as they come: no
+		// passing blob redirects to a client that never saw its realm.
+		secondary: &auth.Bearer{Next: &redirectFollower{next: rl.opts.Transport, max: rl.opts.MaxRedirects}},
+		metrics:   rl.opts.Metrics,
+		log:       rl.log,
+	}
 	return &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			x := exchangeFrom(pr.In.Context())
@@ -75,14 +89,7 @@ func (rl *Relay) newReverseProxy() *httputil.ReverseProxy {
 				pr.Out.Header.Del("Authorization") // the mirror's stand-in for "no token needed"
 			}
 		},
-		Transport: &fallbackTransport{
-			primary: &redirectFollower{next: rl.opts.Transport, max: rl.opts.MaxRedirects, passBlobs: rl.opts.PassBlobRedirects},
-			// The fallback's answers are streamed as they come: no
-			// passing blob redirects to a client that never saw its realm.
-			secondary: &auth.Bearer{Next: &redirectFollower{next: rl.opts.Transport, max: rl.opts.MaxRedirects}},
-			metrics:   rl.opts.Metrics,
-			log:       rl.log,
-		},
+		Transport:  rl.upstream,
 		BufferPool: bufferPool{},
 		// Flush every write: clients see headers and first bytes at once
 		// even when an upstream or CDN trickles; blob-sized writes bypass
@@ -105,6 +112,13 @@ func (rl *Relay) modifyResponse(resp *http.Response) error {
 	}
 	if resp.StatusCode == http.StatusUnauthorized {
 		rl.rewriteChallenges(resp, x)
+	}
+	rl.opts.Metrics.CountUpstreamBody(resp, x.route.Name)
+	if rl.cache != nil {
+		if (resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests) && rl.staleResponse(resp, x) {
+			return nil
+		}
+		rl.observeForCache(resp, x)
 	}
 	if resp.StatusCode >= 400 {
 		return replaceNonJSONError(resp, x.kind)
@@ -215,6 +229,10 @@ func (rl *Relay) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 		return
 	}
 	rl.opts.Metrics.Upstream(x.route.Name, 0)
+	if rl.cache != nil && rl.staleTag(w, r, x) {
+		rl.log.WarnContext(r.Context(), "upstream unreachable; served a stale tag", "route", x.route.Name, "err", err)
+		return
+	}
 	rl.log.WarnContext(r.Context(), "upstream request failed", "route", x.route.Name, "upstream", x.target.Host, "err", err)
 	oci.UpstreamError(err).ServeHTTP(w, r)
 }

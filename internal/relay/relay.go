@@ -36,6 +36,8 @@ type Options struct {
 	PublicScheme string
 	// TrustedProxies may set X-Forwarded-Proto.
 	TrustedProxies []netip.Prefix
+	// Cache, when not nil, is the pull-through cache.
+	Cache *Cache
 }
 
 // Relay is the registry-facing http.Handler.
@@ -44,9 +46,13 @@ type Relay struct {
 	routeByName map[string]*registry.Route
 	log         *slog.Logger
 	proxy       http.Handler
-	realms      *auth.Realms
-	tokens      *auth.TokenProxy
-	handler     http.Handler
+	// upstream is the proxy's transport chain (fallback, redirects), also
+	// used for the cache's own upstream requests.
+	upstream http.RoundTripper
+	cache    *Cache
+	realms   *auth.Realms
+	tokens   *auth.TokenProxy
+	handler  http.Handler
 }
 
 // New wires a Relay.
@@ -55,7 +61,7 @@ func New(opts Options) *Relay {
 		Transport:     opts.Transport,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
-	rl := &Relay{opts: opts, log: opts.Log, realms: auth.NewRealms(noFollow), routeByName: map[string]*registry.Route{}}
+	rl := &Relay{opts: opts, log: opts.Log, realms: auth.NewRealms(noFollow), routeByName: map[string]*registry.Route{}, cache: opts.Cache}
 	for _, route := range opts.Routes.All() {
 		rl.routeByName[route.Name] = route
 	}

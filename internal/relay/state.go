@@ -20,6 +20,10 @@ type exchange struct {
 	kind           oci.Kind
 	path           oci.Path
 	target         *url.URL // upstream URL of a proxied registry request
+	upstreamRepo   string   // the repository name as the upstream knows it
+	cache          string   // how the cache answered: hit, miss, stale, coalesced
+	authKey        string   // the client's identity for this repository, for cache authorization
+	tagKey         string   // the tag resolution this request asks for, if any
 	upstreamStatus int
 	clientGone     bool
 }

@@ -1,0 +1,208 @@
+package cache
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"time"
+)
+
+func digestOf(b []byte) string {
+	sum := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+func put(t *testing.T, d *Disk, content []byte) string {
+	t.Helper()
+	dg := digestOf(content)
+	w, err := d.Create(dg, Meta{ContentType: "application/test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(content); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	return dg
+}
+
+func TestDiskPublishesOnlyVerifiedContent(t *testing.T) {
+	d, err := OpenDisk(t.TempDir(), 1<<20, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := put(t, d, []byte("hello"))
+	c, err := d.Open(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(c)
+	c.Close()
+	if string(body) != "hello" || c.Meta().Size != 5 || c.Meta().ContentType != "application/test" {
+		t.Errorf("got %q %+v", body, c.Meta())
+	}
+
+	w, _ := d.Create(digestOf([]byte("expected")), Meta{})
+	_, _ = w.Write([]byte("tampered"))
+	if err := w.Commit(); !errors.Is(err, ErrDigestMismatch) {
+		t.Fatalf("Commit of mismatching bytes: %v", err)
+	}
+	if _, err := d.Open(digestOf([]byte("expected"))); !errors.Is(err, ErrNotFound) {
+		t.Error("mismatching content was published")
+	}
+
+	w, _ = d.Create(digestOf([]byte("partial")), Meta{})
+	_, _ = w.Write([]byte("par"))
+	w.Abort()
+	if _, err := d.Open(digestOf([]byte("partial"))); !errors.Is(err, ErrNotFound) {
+		t.Error("aborted content was published")
+	}
+	for _, bad := range []string{"sha256:../../etc", "md5:abcdef0123", "sha256:ABCDEF0123"} {
+		if _, err := d.Create(bad, Meta{}); err == nil {
+			t.Errorf("Create(%q) accepted a bad digest", bad)
+		}
+	}
+}
+
+func TestDiskEvictsLeastRecentlyUsed(t *testing.T) {
+	evicted := 0
+	d, err := OpenDisk(t.TempDir(), 100, func(int64) { evicted++ })
+	if err != nil {
+		t.Fatal(err)
+	}
+	var digests []string
+	for i := range 30 {
+		digests = append(digests, put(t, d, []byte(strings.Repeat(string(rune('a'+i%26)), 20)+string(rune('0'+i/26)))))
+		if _, err := d.Open(digests[0]); err != nil && i < 3 {
+			t.Fatalf("recently used entry evicted early: %v", err)
+		}
+		if d.Size() > 100 {
+			t.Fatalf("size %d over the bound after %d puts", d.Size(), i+1)
+		}
+	}
+	if evicted == 0 {
+		t.Fatal("nothing evicted under churn")
+	}
+	if _, err := d.Open(digests[0]); err != nil {
+		t.Error("the entry used on every round was evicted")
+	}
+	if _, err := d.Open(digests[1]); err == nil {
+		t.Error("an old, unused entry survived")
+	}
+}
+
+func TestDiskSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	d, _ := OpenDisk(dir, 1<<20, nil)
+	dg := put(t, d, []byte("persisted"))
+	d2, err := OpenDisk(dir, 1<<20, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := d2.Open(dg)
+	if err != nil {
+		t.Fatalf("content lost over a restart: %v", err)
+	}
+	c.Close()
+	if d2.Size() != int64(len("persisted")) || c.Meta().ContentType != "application/test" {
+		t.Errorf("size %d meta %+v after restart", d2.Size(), c.Meta())
+	}
+}
+
+// slowBody hands out chunks one at a time, when told to.
+type slowBody struct {
+	chunks chan []byte
+	err    error
+}
+
+func (b *slowBody) Read(p []byte) (int, error) {
+	c, ok := <-b.chunks
+	if !ok {
+		if b.err != nil {
+			return 0, b.err
+		}
+		return 0, io.EOF
+	}
+	return copy(p, c), nil
+}
+func (b *slowBody) Close() error { return nil }
+
+func TestFillStreamsToFollowersAndHoldsBackTheEnd(t *testing.T) {
+	d, _ := OpenDisk(t.TempDir(), 1<<20, nil)
+	content := []byte("0123456789")
+	fills := NewFills()
+	f, leader := fills.Join(digestOf(content))
+	if !leader {
+		t.Fatal("first Join did not lead")
+	}
+	if _, again := fills.Join(digestOf(content)); again {
+		t.Fatal("second Join also leads")
+	}
+	w, _ := d.Create(digestOf(content), Meta{})
+	body := &slowBody{chunks: make(chan []byte)}
+	f.Start(body, w, Meta{Size: 10}, nil)
+	r, err := f.Reader(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	body.chunks <- content[:4]
+	buf := make([]byte, 100)
+	n, _ := r.Read(buf)
+	if string(buf[:n]) != "012" {
+		t.Fatalf("first read %q: want the arrived bytes minus the held-back last one", buf[:n])
+	}
+	body.chunks <- content[4:]
+	close(body.chunks)
+	rest, err := io.ReadAll(r)
+	if err != nil || string(rest) != "3456789" {
+		t.Fatalf("rest %q, %v", rest, err)
+	}
+	if _, err := d.Open(digestOf(content)); err != nil {
+		t.Error("verified fill was not published")
+	}
+}
+
+func TestFillFailureReachesEveryReader(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		body *slowBody
+		data []byte
+		size int64
+	}{
+		{"upstream dies", &slowBody{chunks: make(chan []byte, 1), err: io.ErrUnexpectedEOF}, []byte("abc"), 10},
+		{"short body", &slowBody{chunks: make(chan []byte, 1)}, []byte("abc"), 10},
+		{"corrupt bytes", &slowBody{chunks: make(chan []byte, 1)}, []byte("abd"), 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d, _ := OpenDisk(t.TempDir(), 1<<20, nil)
+			dg := digestOf([]byte("abc"))
+			f, _ := NewFills().Join(dg)
+			w, _ := d.Create(dg, Meta{})
+			f.Start(tc.body, w, Meta{Size: tc.size}, nil)
+			r, _ := f.Reader(context.Background())
+			defer r.Close()
+			tc.body.chunks <- tc.data
+			close(tc.body.chunks)
+			done := make(chan error, 1)
+			go func() { _, err := io.ReadAll(r); done <- err }()
+			select {
+			case err := <-done:
+				if err == nil {
+					t.Fatal("reader saw a clean end of a failed fill")
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("reader hangs after the fill failed")
+			}
+			if _, err := d.Open(dg); err == nil {
+				t.Error("failed fill was published")
+			}
+		})
+	}
+}

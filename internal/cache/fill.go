@@ -1,0 +1,183 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+)
+
+// Fills lets concurrent misses for one digest share a single upstream
+// fetch. The first request leads: it fetches and hands the body to Start.
+// Every request, the leader's included, then reads the spool file as it
+// grows, so bytes reach all clients as they arrive.
+type Fills struct {
+	mu     sync.Mutex
+	active map[string]*Fill
+}
+
+// NewFills returns an empty set of fills.
+func NewFills() *Fills { return &Fills{active: map[string]*Fill{}} }
+
+// Fill is one in-progress fetch of a digest.
+type Fill struct {
+	fills  *Fills
+	digest string
+	ready  chan struct{} // closed once the leader knows the outcome of its request
+	ok     bool          // the leader got content; followers may read
+
+	mu      sync.Mutex
+	changed chan struct{} // closed and replaced whenever written/done change
+	meta    Meta
+	spool   string
+	written int64
+	done    bool
+	err     error
+}
+
+// Join returns the fill for digest and whether the caller leads it (and
+// must call Start or Abandon).
+func (fs *Fills) Join(digest string) (*Fill, bool) {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	if f, ok := fs.active[digest]; ok {
+		return f, false
+	}
+	f := &Fill{fills: fs, digest: digest, ready: make(chan struct{}), changed: make(chan struct{})}
+	fs.active[digest] = f
+	return f, true
+}
+
+func (fs *Fills) remove(f *Fill) {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	if fs.active[f.digest] == f {
+		delete(fs.active, f.digest)
+	}
+}
+
+// Abandon is the leader saying its request got no content (an error, a
+// redirect refused, a 401): followers must fetch for themselves, since
+// another client's answer is not theirs to share.
+func (f *Fill) Abandon() {
+	f.fills.remove(f)
+	close(f.ready)
+}
+
+// Wait blocks until the leader knows whether content is coming.
+func (f *Fill) Wait(ctx context.Context) bool {
+	select {
+	case <-f.ready:
+		return f.ok
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// Meta is the content's size (-1 if the upstream did not say) and type.
+func (f *Fill) Meta() Meta { return f.meta }
+
+// Start copies body into w in the background until EOF, then commits,
+// which verifies the digest. size is the upstream's Content-Length or -1.
+// onBytes, if not nil, is told of every chunk read from the upstream.
+func (f *Fill) Start(body io.ReadCloser, w Writer, meta Meta, onBytes func(int)) {
+	f.meta, f.spool, f.ok = meta, w.Spool(), true
+	close(f.ready)
+	go f.copy(body, w, onBytes)
+}
+
+func (f *Fill) copy(body io.ReadCloser, w Writer, onBytes func(int)) {
+	defer body.Close()
+	buf := make([]byte, 32<<10)
+	var err error
+	for {
+		n, rerr := body.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				err = werr
+				break
+			}
+			if onBytes != nil {
+				onBytes(n)
+			}
+			f.update(int64(n), false, nil)
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			err = fmt.Errorf("upstream transfer of %s: %w", f.digest, rerr)
+			break
+		}
+	}
+	if err == nil && f.meta.Size >= 0 && f.written != f.meta.Size {
+		err = fmt.Errorf("upstream sent %d of %d bytes of %s", f.written, f.meta.Size, f.digest)
+	}
+	if err == nil {
+		err = w.Commit()
+	} else {
+		w.Abort()
+	}
+	f.fills.remove(f)
+	f.update(0, true, err)
+}
+
+func (f *Fill) update(n int64, done bool, err error) {
+	f.mu.Lock()
+	f.written += n
+	f.done, f.err = f.done || done, err
+	close(f.changed)
+	f.changed = make(chan struct{})
+	f.mu.Unlock()
+}
+
+// Reader streams the content as it arrives. The last byte is held back
+// until the digest is verified: a client never receives a complete body
+// whose digest turned out wrong, only an error.
+func (f *Fill) Reader(ctx context.Context) (io.ReadCloser, error) {
+	file, err := os.Open(f.spool)
+	if err != nil {
+		return nil, err
+	}
+	return &fillReader{f: f, file: file, ctx: ctx}, nil
+}
+
+type fillReader struct {
+	f    *Fill
+	file *os.File
+	ctx  context.Context
+	pos  int64
+}
+
+func (r *fillReader) Read(p []byte) (int, error) {
+	for {
+		r.f.mu.Lock()
+		avail, done, err, changed := r.f.written, r.f.done, r.f.err, r.f.changed
+		r.f.mu.Unlock()
+		if !done {
+			avail-- // hold back the last byte until verified
+		}
+		switch {
+		case done && err != nil:
+			return 0, err
+		case r.pos < avail:
+			n, rerr := r.file.ReadAt(p[:min(int64(len(p)), avail-r.pos)], r.pos)
+			r.pos += int64(n)
+			if rerr != nil && !errors.Is(rerr, io.EOF) {
+				return n, rerr
+			}
+			return n, nil
+		case done:
+			return 0, io.EOF
+		}
+		select {
+		case <-changed:
+		case <-r.ctx.Done():
+			return 0, r.ctx.Err()
+		}
+	}
+}
+
+func (r *fillReader) Close() error { return r.file.Close() }

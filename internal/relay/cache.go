@@ -1,0 +1,212 @@
+package relay
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/registry-relay/registry-relay/internal/auth"
+	"github.com/registry-relay/registry-relay/internal/cache"
+	"github.com/registry-relay/registry-relay/internal/oci"
+)
+
+// Cache is the pull-through cache the relay consults: content by digest,
+// tag resolutions with a TTL, in-progress fills, and which client may read
+// which repository.
+type Cache struct {
+	Store cache.Store
+	Fills *cache.Fills
+	Tags  *cache.Tags
+	Authz *cache.Authz
+	// TagTTL is how long a tag resolution is served without asking the
+	// upstream; StaleMax how long one may still be served when the
+	// upstream fails (stale-if-error).
+	TagTTL, StaleMax time.Duration
+	// FillTimeout bounds one upstream transfer into the cache, which is
+	// detached from the client that started it.
+	FillTimeout time.Duration
+}
+
+// Cache results, for the X-Relay-Cache header and metrics.
+const (
+	cacheHit       = "hit"
+	cacheMiss      = "miss"
+	cacheStale     = "stale"
+	cacheCoalesced = "coalesced"
+)
+
+// serveFromCache answers from the cache when it can, and reports whether
+// it did; otherwise the request is proxied (and its answer captured).
+func (rl *Relay) serveFromCache(w http.ResponseWriter, r *http.Request, x *exchange) bool {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return false
+	}
+	switch {
+	case x.kind == oci.KindBlob && x.path.IsDigest():
+		return rl.cachedBlob(w, r, x)
+	case x.kind == oci.KindManifest && x.path.IsDigest():
+		return rl.cachedDigest(w, r, x, x.path.Reference, cacheHit)
+	case x.kind == oci.KindManifest:
+		e, ok := rl.cache.Tags.Get(x.tagKey, rl.cache.TagTTL)
+		return ok && rl.authorizedKnown(x, rl.cache.TagTTL) && rl.cachedDigest(w, r, x, e.Digest, cacheHit)
+	}
+	return false
+}
+
+// cachedDigest serves published content, if the client may read the
+// repository and the content is there.
+func (rl *Relay) cachedDigest(w http.ResponseWriter, r *http.Request, x *exchange, digest, result string) bool {
+	content, err := rl.cache.Store.Open(digest)
+	if err != nil {
+		return false
+	}
+	defer content.Close()
+	if result != cacheStale && !rl.authorized(r, x) {
+		return false
+	}
+	rl.markCache(x, result)
+	serveContent(w, r, content, digest, result)
+	return true
+}
+
+func serveContent(w http.ResponseWriter, r *http.Request, content cache.Content, digest, result string) {
+	h := w.Header()
+	h.Set("Docker-Content-Digest", digest)
+	h.Set("Docker-Distribution-Api-Version", "registry/2.0")
+	h.Set("ETag", `"`+digest+`"`)
+	h.Set("X-Relay-Cache", result)
+	ct := content.Meta().ContentType
+	if ct == "" {
+		ct = "application/octet-stream"
+	}
+	h.Set("Content-Type", ct)
+	if result == cacheStale {
+		h.Set("Warning", `110 - "Response is Stale"`)
+	}
+	// ServeContent answers Range, If-None-Match and HEAD from the file.
+	http.ServeContent(w, r, "", time.Time{}, content)
+}
+
+func (rl *Relay) markCache(x *exchange, result string) {
+	x.cache = result
+	rl.opts.Metrics.Cache(x.route.Name, string(x.kind), result)
+}
+
+// cachedBlob serves a blob from the cache, or joins or leads the one
+// upstream fetch that fills it. Range requests for uncached blobs and
+// HEADs are proxied: they do not fill the cache.
+func (rl *Relay) cachedBlob(w http.ResponseWriter, r *http.Request, x *exchange) bool {
+	digest := x.path.Reference
+	if rl.cachedDigest(w, r, x, digest, cacheHit) {
+		return true
+	}
+	if r.Method == http.MethodHead || r.Header.Get("Range") != "" || !rl.authorized(r, x) {
+		return false
+	}
+	fill, leader := rl.cache.Fills.Join(digest)
+	result := cacheCoalesced
+	if leader {
+		if !rl.startFill(r, x, fill) {
+			return false
+		}
+		result = cacheMiss
+	} else if !fill.Wait(r.Context()) {
+		return false
+	}
+	rl.markCache(x, result)
+	rl.streamFill(w, r, x, fill, result)
+	return true
+}
+
+// startFill makes the upstream request for a fill, detached from the
+// client so that one client leaving does not cut the others off.
+func (rl *Relay) startFill(r *http.Request, x *exchange, fill *cache.Fill) bool {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), rl.cache.FillTimeout)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, x.target.String(), nil)
+	if err != nil {
+		cancel()
+		fill.Abandon()
+		return false
+	}
+	for _, k := range []string{"Authorization", "User-Agent", "Accept"} {
+		if v := r.Header.Get(k); v != "" && v != "Bearer "+auth.AnonymousToken {
+			req.Header.Set(k, v)
+		}
+	}
+	resp, err := rl.upstream.RoundTrip(req)
+	if err != nil {
+		cancel()
+		fill.Abandon()
+		return false
+	}
+	rl.opts.Metrics.Upstream(x.route.Name, resp.StatusCode)
+	if resp.StatusCode != http.StatusOK {
+		discard(resp)
+		cancel()
+		fill.Abandon()
+		return false
+	}
+	w, err := rl.cache.Store.Create(x.path.Reference, cache.Meta{ContentType: "application/octet-stream"})
+	if err != nil {
+		rl.log.ErrorContext(r.Context(), "cache write failed", "err", err)
+		discard(resp)
+		cancel()
+		fill.Abandon()
+		return false
+	}
+	route := x.route.Name
+	fill.Start(&cancelOnClose{resp.Body, cancel}, w, cache.Meta{Size: resp.ContentLength, ContentType: "application/octet-stream"},
+		func(n int) { rl.opts.Metrics.UpstreamBytes(route, n) })
+	return true
+}
+
+// streamFill sends a filling blob to one client. If the fill fails, the
+// connection is cut so the client sees an error, never a short body.
+func (rl *Relay) streamFill(w http.ResponseWriter, r *http.Request, x *exchange, fill *cache.Fill, result string) {
+	body, err := fill.Reader(r.Context())
+	if err != nil {
+		oci.NewError(http.StatusBadGateway, oci.CodeUnavailable, "cache fill unreadable").ServeHTTP(w, r)
+		return
+	}
+	defer body.Close()
+	h := w.Header()
+	h.Set("Content-Type", "application/octet-stream")
+	h.Set("Docker-Content-Digest", x.path.Reference)
+	h.Set("Docker-Distribution-Api-Version", "registry/2.0")
+	h.Set("X-Relay-Cache", result)
+	if size := fill.Meta().Size; size >= 0 {
+		h.Set("Content-Length", strconv.FormatInt(size, 10))
+	}
+	w.WriteHeader(http.StatusOK)
+	buf := buffers.Get().(*[]byte)
+	defer buffers.Put(buf)
+	if _, err := io.CopyBuffer(flushWriter{w}, body, *buf); err != nil {
+		if r.Context().Err() == nil {
+			rl.log.WarnContext(r.Context(), "cache fill failed mid-transfer", "route", x.route.Name, "err", err)
+		}
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// flushWriter flushes after every write, as the proxy does, so followers
+// get bytes as they arrive.
+type flushWriter struct{ w http.ResponseWriter }
+
+func (f flushWriter) Write(p []byte) (int, error) {
+	n, err := f.w.Write(p)
+	_ = http.NewResponseController(f.w).Flush()
+	return n, err
+}
+
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (c *cancelOnClose) Close() error {
+	err := c.ReadCloser.Close()
+	c.cancel()
+	return err
+}

@@ -1,0 +1,184 @@
+package relay
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/registry-relay/registry-relay/internal/auth"
+	"github.com/registry-relay/registry-relay/internal/cache"
+	"github.com/registry-relay/registry-relay/internal/oci"
+)
+
+// maxManifestCapture bounds what is buffered to cache a manifest; the
+// distribution spec lets registries refuse manifests over 4 MiB.
+const maxManifestCapture = 4 << 20
+
+// clientAuthorization is the client's own credential for the upstream;
+// the mirror's stand-in token means none.
+func clientAuthorization(r *http.Request) string {
+	if a := r.Header.Get("Authorization"); a != "Bearer "+auth.AnonymousToken {
+		return a
+	}
+	return ""
+}
+
+// prepareCache keys the request for the cache before anything is sent, so
+// that answers (which may come from a CDN hop without the client's token)
+// are recorded against the client's identity.
+func (rl *Relay) prepareCache(r *http.Request, x *exchange) {
+	x.authKey = cache.Key(x.route.Name, x.upstreamRepo, clientAuthorization(r))
+	if x.kind == oci.KindManifest && !x.path.IsDigest() {
+		x.tagKey = cache.TagKey(x.route.Name, x.upstreamRepo, x.path.Reference, r.Header.Get("Accept"))
+	}
+}
+
+// authorized reports whether the upstream lets this client read the
+// repository: from a recent decision, or by asking with a HEAD of the
+// request's own target carrying the client's credentials.
+func (rl *Relay) authorized(r *http.Request, x *exchange) bool {
+	return rl.cache.Authz.Allowed(r.Context(), x.authKey, func(ctx context.Context) (bool, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodHead, x.target.String(), nil)
+		if err != nil {
+			return false, err
+		}
+		if a := clientAuthorization(r); a != "" {
+			req.Header.Set("Authorization", a)
+		}
+		req.Header.Set("Accept", r.Header.Get("Accept"))
+		resp, err := rl.upstream.RoundTrip(req)
+		if err != nil {
+			return false, err
+		}
+		discard(resp)
+		rl.opts.Metrics.Upstream(x.route.Name, resp.StatusCode)
+		switch {
+		case resp.StatusCode == http.StatusOK:
+			return true, nil
+		case resp.StatusCode == http.StatusUnauthorized, resp.StatusCode == http.StatusForbidden, resp.StatusCode == http.StatusNotFound:
+			return false, nil
+		}
+		return false, fmt.Errorf("authorization check answered %d", resp.StatusCode)
+	})
+}
+
+// authorizedKnown answers only from a decision younger than maxAge.
+func (rl *Relay) authorizedKnown(x *exchange, maxAge time.Duration) bool {
+	allowed, ok := rl.cache.Authz.Known(x.authKey, maxAge)
+	return ok && allowed
+}
+
+// observeForCache learns from a proxied answer: who may read the
+// repository, and the manifest itself, captured as it streams by.
+func (rl *Relay) observeForCache(resp *http.Response, x *exchange) {
+	switch resp.StatusCode {
+	case http.StatusOK, http.StatusPartialContent:
+		rl.cache.Authz.Record(x.authKey, true)
+	case http.StatusUnauthorized, http.StatusForbidden:
+		rl.cache.Authz.Record(x.authKey, false)
+	}
+	if x.kind == oci.KindManifest && resp.StatusCode == http.StatusOK && resp.Request.Method == http.MethodGet &&
+		resp.ContentLength <= maxManifestCapture {
+		resp.Body = &manifestCapture{rl: rl, x: x, body: resp.Body,
+			contentType: resp.Header.Get("Content-Type"), headerDigest: resp.Header.Get("Docker-Content-Digest")}
+	}
+}
+
+// manifestCapture buffers a manifest on its way to the client and, at its
+// end, stores it under the digest its bytes hash to, if that matches what
+// the request and the upstream said.
+type manifestCapture struct {
+	rl                        *Relay
+	x                         *exchange
+	body                      io.ReadCloser
+	buf                       bytes.Buffer
+	contentType, headerDigest string
+	overflow                  bool
+}
+
+func (m *manifestCapture) Read(p []byte) (int, error) {
+	n, err := m.body.Read(p)
+	if !m.overflow {
+		if m.buf.Len()+n > maxManifestCapture {
+			m.overflow = true
+		} else {
+			m.buf.Write(p[:n])
+		}
+	}
+	if err == io.EOF && !m.overflow {
+		m.store()
+	}
+	return n, err
+}
+
+func (m *manifestCapture) Close() error { return m.body.Close() }
+
+func (m *manifestCapture) store() {
+	sum := sha256.Sum256(m.buf.Bytes())
+	digest := "sha256:" + hex.EncodeToString(sum[:])
+	if (m.headerDigest != "" && m.headerDigest != digest) || (m.x.path.IsDigest() && m.x.path.Reference != digest) {
+		m.rl.log.Warn("not caching a manifest whose bytes do not match its digest", "route", m.x.route.Name, "digest", digest)
+		return
+	}
+	w, err := m.rl.cache.Store.Create(digest, cache.Meta{ContentType: m.contentType})
+	if err != nil {
+		return
+	}
+	if _, err := w.Write(m.buf.Bytes()); err != nil || w.Commit() != nil {
+		w.Abort()
+		return
+	}
+	if m.x.tagKey != "" {
+		m.rl.cache.Tags.Put(m.x.tagKey, digest)
+	}
+}
+
+// staleTag answers a tag request from a stale resolution when the
+// upstream failed, if one is young enough and the client was allowed to
+// read the repository at most StaleMax ago.
+func (rl *Relay) staleTag(w http.ResponseWriter, r *http.Request, x *exchange) bool {
+	if x.tagKey == "" {
+		return false
+	}
+	e, ok := rl.cache.Tags.Get(x.tagKey, rl.cache.StaleMax)
+	if !ok || !rl.authorizedKnown(x, rl.cache.StaleMax) {
+		return false
+	}
+	return rl.cachedDigest(w, r, x, e.Digest, cacheStale)
+}
+
+// staleResponse turns an upstream failure into the stale answer, for the
+// proxy's ModifyResponse.
+func (rl *Relay) staleResponse(resp *http.Response, x *exchange) bool {
+	if x.tagKey == "" {
+		return false
+	}
+	e, ok := rl.cache.Tags.Get(x.tagKey, rl.cache.StaleMax)
+	if !ok || !rl.authorizedKnown(x, rl.cache.StaleMax) {
+		return false
+	}
+	content, err := rl.cache.Store.Open(e.Digest)
+	if err != nil {
+		return false
+	}
+	discard(resp)
+	rl.markCache(x, cacheStale)
+	meta := content.Meta()
+	resp.StatusCode, resp.Status = http.StatusOK, "200 OK"
+	resp.Header = http.Header{
+		"Content-Type":          {meta.ContentType},
+		"Content-Length":        {strconv.FormatInt(meta.Size, 10)},
+		"Docker-Content-Digest": {e.Digest},
+		"X-Relay-Cache":         {cacheStale},
+		"Warning":               {`110 - "Response is Stale"`},
+	}
+	resp.ContentLength = meta.Size
+	resp.Body = content
+	return true
+}
