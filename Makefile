@@ -81,3 +81,34 @@ e2e-apt:
 
 clean:
 	rm -rf $(BIN)
+
+# Debian packages deploy/check drives: caddy (validate, a pull through it),
+# prometheus (promtool), systemd (systemd-analyze), podman (reads
+# registries.conf). A missing one skips its checks. On a host with systemd,
+# installing caddy or prometheus also starts their services (:80/:443,
+# :9090), so the target installs only when run as root, as in CI.
+DEPLOY_APT := caddy prometheus systemd podman
+IMAGE      ?= registry-relay:dev
+
+.PHONY: deploy-check deploy-apt image
+
+## deploy-check: Dockerfile, deploy/ and examples/ checked against the relay.
+deploy-check: deploy-apt
+	cd deploy/check && out=$$(gofmt -l .) && { [ -z "$$out" ] || { echo "gofmt needed: $$out"; exit 1; }; } && \
+	  $(GO) vet ./... && $(GOTEST) -timeout 15m ./...
+
+deploy-apt:
+	@missing=""; for p in $(DEPLOY_APT); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq$$missing >/dev/null || echo "apt-get failed; those checks will be skipped"; \
+	else echo "cannot install$$missing (need root and apt-get); those checks will be skipped"; fi
+
+## image: the container image from the Dockerfile, with docker or buildah.
+image:
+	@if command -v docker >/dev/null && docker info >/dev/null 2>&1; then \
+	  echo "docker build -t $(IMAGE) ."; docker build -t $(IMAGE) .; \
+	elif command -v buildah >/dev/null; then \
+	  echo "buildah build --layers -t $(IMAGE) ."; buildah build --layers -t $(IMAGE) .; \
+	else echo "make image needs docker (with a running daemon) or buildah; install one, e.g. apt-get install buildah"; exit 1; fi
