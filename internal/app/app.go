@@ -18,6 +18,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/registry-relay/registry-relay/internal/access"
 	"github.com/registry-relay/registry-relay/internal/cache"
 	"github.com/registry-relay/registry-relay/internal/config"
 	"github.com/registry-relay/registry-relay/internal/metrics"
@@ -74,7 +75,9 @@ func New(cfg *config.Config, logOut io.Writer) (*App, error) {
 		PublicScheme:      cfg.PublicScheme,
 		TrustedProxies:    cfg.Trusted,
 		Cache:             c,
+		Access:            newAccess(cfg),
 	})
+	m.SetLimits(cfg.RateLimit, cfg.RateBurst, cfg.MaxTransfersPerIP)
 	a.main = &http.Server{
 		Handler:           a.relay,
 		ReadHeaderTimeout: readHeaderTimeout,
@@ -92,6 +95,18 @@ func New(cfg *config.Config, logOut io.Writer) (*App, error) {
 
 // Handler is the registry-facing handler, for tests that serve it themselves.
 func (a *App) Handler() http.Handler { return a.relay }
+
+// newAccess builds the limits and client authentication the relay enforces.
+func newAccess(cfg *config.Config) *relay.Access {
+	a := &relay.Access{TokenTTL: cfg.ClientTokenTTL}
+	if cfg.RateLimit > 0 || cfg.MaxTransfersPerIP > 0 {
+		a.Limiter = access.NewLimiter(cfg.RateLimit, cfg.RateBurst, cfg.MaxTransfersPerIP)
+	}
+	if cfg.ClientUsers != nil {
+		a.Users, a.Signer = cfg.ClientUsers, access.NewSigner(cfg.ClientTokenKey)
+	}
+	return a
+}
 
 // newCache opens the pull-through cache when RELAY_CACHE_DIR is set.
 func newCache(cfg *config.Config, m *metrics.Metrics) (*relay.Cache, error) {

@@ -72,6 +72,7 @@ type Realms struct {
 }
 
 type routeRealms struct {
+	service   string // the service parameter of the latest challenge
 	byID      map[string]*url.URL
 	order     []string  // ids, oldest first
 	latest    *url.URL  // for token requests that carry no id
@@ -134,6 +135,25 @@ func (rs *Realms) route(name string) *routeRealms {
 	return rr
 }
 
+// NoteService remembers the service parameter a route's upstream names in
+// its challenges, for token requests that reach the relay with the relay's
+// own service name (after a challenge the relay issued itself).
+func (rs *Realms) NoteService(route *registry.Route, service string) {
+	if service == "" {
+		return
+	}
+	rs.mu.Lock()
+	rs.route(route.Name).service = service
+	rs.mu.Unlock()
+}
+
+// Service returns the service parameter last noted for a route.
+func (rs *Realms) Service(route *registry.Route) string {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	return rs.route(route.Name).service
+}
+
 // Lookup returns the realm with the given id. An unknown or empty id (a
 // restart, another replica) falls back to the route's latest realm, and
 // to pinging the upstream's /v2/ when none has been seen.
@@ -184,6 +204,7 @@ func (rs *Realms) discover(ctx context.Context, route *registry.Route) (*url.URL
 				if _, err := rs.Learn(route, realm); err != nil {
 					return nil, err
 				}
+				rs.NoteService(route, c.Get("service"))
 				return ValidateRealm(route, realm)
 			}
 		}

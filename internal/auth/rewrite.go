@@ -14,6 +14,8 @@ type RewriteResult struct {
 	Headers []string
 	// Realms are the upstream realms that were replaced, in order.
 	Realms []string
+	// Services are the service parameters of those challenges.
+	Services []string
 }
 
 // RewriteBearerRealm replaces the realm of every Bearer challenge in header
@@ -32,6 +34,7 @@ func RewriteBearerRealm(header string, relayRealm, scopeName func(string) string
 		if strings.EqualFold(c.Scheme, "Bearer") {
 			if realm := c.Get("realm"); realm != "" {
 				res.Realms = append(res.Realms, realm)
+				res.Services = append(res.Services, c.Get("service"))
 				c.Set("realm", relayRealm(realm))
 			}
 			if scope := c.Get("scope"); scope != "" && scopeName != nil {

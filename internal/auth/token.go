@@ -63,6 +63,19 @@ func ReadTokenRequest(w http.ResponseWriter, r *http.Request) (*TokenRequest, *o
 	return nil, oci.NewError(http.StatusMethodNotAllowed, oci.CodeUnsupported, "the token endpoint accepts GET and POST")
 }
 
+// Credentials are the username and password the client sent: HTTP Basic
+// on a GET, the password grant's form fields on a POST.
+func (tr *TokenRequest) Credentials(r *http.Request) (user, password string, ok bool) {
+	if tr.post {
+		if tr.params.Get("grant_type") != "password" {
+			return "", "", false
+		}
+		user, password = tr.params.Get("username"), tr.params.Get("password")
+		return user, password, user != ""
+	}
+	return r.BasicAuth()
+}
+
 // Scopes lists the individual scopes requested.
 func (tr *TokenRequest) Scopes() []string {
 	var out []string
@@ -84,7 +97,15 @@ type Target struct {
 	// AnonymousToken. The mirror host needs it: its ping challenges for
 	// Docker Hub, so clients ask for tokens for anonymous registries too.
 	NoAuthToken bool
+	// Issue, when set, means the client authenticated to the relay itself
+	// (RELAY_HTPASSWD_FILE): its credentials are not the upstream's, so the
+	// upstream token is fetched anonymously (or with the route's own
+	// account) and handed out wrapped by Issue.
+	Issue func(upstreamToken string, ttl time.Duration) string
 }
+
+// RelayService is the service name in challenges the relay issues itself.
+const RelayService = "registry-relay"
 
 // AnonymousToken is what the relay hands out for upstreams that need no
 // token; the relay never forwards it.
@@ -101,6 +122,9 @@ func (p *TokenProxy) Serve(w http.ResponseWriter, r *http.Request, tr *TokenRequ
 		mapName = route.Repository
 	}
 	realm, err := p.Realms.Lookup(r.Context(), route, tg.RealmID)
+	if tg.Issue != nil {
+		return p.serveWrapped(w, r, tr, tg, realm, err)
+	}
 	if errors.Is(err, ErrNoTokenAuth) && tg.NoAuthToken {
 		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprintf(w, `{"token":%q,"access_token":%[1]q,"expires_in":3600}`+"\n", AnonymousToken)

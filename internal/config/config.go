@@ -14,6 +14,7 @@ import (
 
 	"github.com/caarlos0/env/v11"
 
+	"github.com/registry-relay/registry-relay/internal/access"
 	"github.com/registry-relay/registry-relay/internal/registry"
 )
 
@@ -41,6 +42,16 @@ type Config struct {
 	ShutdownDelay time.Duration `env:"RELAY_SHUTDOWN_DELAY" envDefault:"5s"`
 
 	CustomRoutes []string `env:"RELAY_CUSTOM_ROUTES" envSeparator:","`
+
+	// Abuse limits and access control (see internal/access).
+	RateLimit         float64       `env:"RELAY_RATE_LIMIT" envDefault:"0"`
+	RateBurst         int           `env:"RELAY_RATE_BURST" envDefault:"100"`
+	MaxTransfersPerIP int           `env:"RELAY_MAX_TRANSFERS_PER_IP" envDefault:"0"`
+	HtpasswdFile      string        `env:"RELAY_HTPASSWD_FILE"`
+	TokenKeyFile      string        `env:"RELAY_TOKEN_KEY_FILE"`
+	ClientTokenTTL    time.Duration `env:"RELAY_CLIENT_TOKEN_TTL" envDefault:"5m"`
+	ClientUsers       access.Users  `env:"-"`
+	ClientTokenKey    []byte        `env:"-"`
 
 	// The pull-through cache, off while CacheDir is empty.
 	CacheDir      string        `env:"RELAY_CACHE_DIR"`
@@ -71,6 +82,9 @@ type routeEnv struct {
 	Upstream     string   `env:"UPSTREAM"`
 	AuthHosts    []string `env:"AUTH_HOSTS" envSeparator:","`
 	Username     string   `env:"USERNAME"`
+	AllowRepos   []string `env:"ALLOW_REPOS" envSeparator:","`
+	DenyRepos    []string `env:"DENY_REPOS" envSeparator:","`
+	AllowCIDRs   []string `env:"ALLOW_CIDRS" envSeparator:","`
 	Password     string   `env:"PASSWORD"`
 	PasswordFile string   `env:"PASSWORD_FILE"`
 	// Custom routes only.
@@ -119,6 +133,7 @@ func (c *Config) validate() error {
 		"RELAY_UPSTREAM_HEADER_TIMEOUT": c.HeaderTimeout, "RELAY_SHUTDOWN_GRACE": c.ShutdownGrace,
 		"RELAY_SHUTDOWN_DELAY": c.ShutdownDelay, "RELAY_CACHE_TAG_TTL": c.CacheTagTTL,
 		"RELAY_CACHE_STALE_MAX": c.CacheStaleMax, "RELAY_CACHE_AUTH_TTL": c.CacheAuthTTL,
+		"RELAY_CLIENT_TOKEN_TTL": c.ClientTokenTTL,
 	} {
 		if d < 0 {
 			return fmt.Errorf("%s=%s: must not be negative", name, d)
@@ -129,6 +144,9 @@ func (c *Config) validate() error {
 		return fmt.Errorf("RELAY_CACHE_MAX_BYTES=%q: want a positive size such as 50GiB or 2000000000", c.CacheMaxSize)
 	}
 	c.CacheMaxBytes = n
+	if err := c.loadAccess(); err != nil {
+		return err
+	}
 	return c.parseTrusted()
 }
 

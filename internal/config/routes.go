@@ -111,6 +111,9 @@ func buildRoute(b registry.Builtin, re routeEnv, base string) (*registry.Route, 
 	if err := addAuthHosts(r, prefix, re.AuthHosts); err != nil {
 		return nil, err
 	}
+	if err := routeAccess(r, prefix, re); err != nil {
+		return nil, err
+	}
 	r.Credentials, err = credentials(prefix, re)
 	return r, err
 }

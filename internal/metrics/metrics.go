@@ -42,6 +42,9 @@ type Metrics struct {
 	fallback  *prometheus.CounterVec
 	rateLimit *prometheus.GaugeVec
 
+	denied *prometheus.CounterVec
+	limits *prometheus.GaugeVec
+
 	cacheRequests  *prometheus.CounterVec
 	cacheEvictions prometheus.Counter
 	upstreamBytes  *prometheus.CounterVec
@@ -73,6 +76,12 @@ func New() *Metrics {
 		rateLimit: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "relay_upstream_ratelimit_remaining", Help: "Last RateLimit-Remaining an upstream reported (Docker Hub's pull quota left).",
 		}, []string{"route"}),
+		denied: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "relay_access_denied_total", Help: "Requests refused before any upstream request, by reason: rate, transfers, client_ip, repository, unauthenticated.",
+		}, []string{"route", "reason"}),
+		limits: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "relay_limit", Help: "Configured per-client-IP limits (0: off): rate_per_second, burst, transfers.",
+		}, []string{"limit"}),
 		cacheRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "relay_cache_requests_total", Help: "Requests the cache answered, by result: hit, miss (this request fetched), coalesced (joined another's fetch), stale (served after an upstream failure).",
 		}, []string{"route", "kind", "result"}),
@@ -94,6 +103,7 @@ func (m *Metrics) Register(reg prometheus.Registerer) error {
 		reg.Register(m.requests), reg.Register(m.duration), reg.Register(m.upstream),
 		reg.Register(m.bytesSent), reg.Register(m.inflight), reg.Register(m.routeInfo),
 		reg.Register(m.fallback), reg.Register(m.rateLimit),
+		reg.Register(m.denied), reg.Register(m.limits),
 		reg.Register(m.cacheRequests), reg.Register(m.cacheEvictions), reg.Register(m.upstreamBytes),
 		reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "relay_cache_bytes", Help: "Bytes of content in the cache.",
@@ -160,6 +170,16 @@ func (m *Metrics) RateLimitRemaining(route, header string) {
 	if n, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil && n >= 0 {
 		m.rateLimit.WithLabelValues(route).Set(n)
 	}
+}
+
+// Denied counts a request refused by access control or limits.
+func (m *Metrics) Denied(route, reason string) { m.denied.WithLabelValues(route, reason).Inc() }
+
+// SetLimits publishes the configured per-client limits.
+func (m *Metrics) SetLimits(rate float64, burst, transfers int) {
+	m.limits.WithLabelValues("rate_per_second").Set(rate)
+	m.limits.WithLabelValues("burst").Set(float64(burst))
+	m.limits.WithLabelValues("transfers").Set(float64(transfers))
 }
 
 // Cache counts one request the cache answered.

@@ -7,6 +7,8 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+
+	"github.com/registry-relay/registry-relay/internal/access"
 )
 
 // Route ties one access domain to one upstream registry.
@@ -40,6 +42,10 @@ type Route struct {
 	Credentials *Credentials
 	// Fallback is an upstream tried when this one fails (FALLBACK_REGISTRY_MAP).
 	Fallback *url.URL
+	// Repos limits which upstream repositories may be pulled.
+	Repos access.RepoPolicy
+	// Clients limits which client addresses may use the route.
+	Clients access.IPPolicy
 	// BuiltinUpstreamHost is a built-in route's default upstream host, so
 	// that DOCKER_REGISTRY_MAP's "registry-1.docker.io" finds the route
 	// even when the operator pointed it elsewhere.

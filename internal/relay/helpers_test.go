@@ -6,7 +6,9 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -104,4 +106,18 @@ func scrape(t *testing.T, g prometheus.Gatherer) string {
 	rec := httptest.NewRecorder()
 	promhttp.HandlerFor(g, promhttp.HandlerOpts{}).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	return rec.Body.String()
+}
+
+// scrapeHas reports whether the exposition contains text, retrying briefly:
+// the access-log middleware records a request only after its response.
+func scrapeHas(t *testing.T, g prometheus.Gatherer, text string) bool {
+	t.Helper()
+	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if strings.Contains(scrape(t, g), text) {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -250,14 +251,20 @@ func TestMetricsAfterPull(t *testing.T) {
 }
 
 // metricPresent looks for series in the text exposition with a value > 0.
+// The access-log middleware records a request just after its response is
+// written, so the scrape is retried briefly.
 func metricPresent(t *testing.T, g prometheus.Gatherer, series string) bool {
 	t.Helper()
-	for _, line := range strings.Split(scrape(t, g), "\n") {
-		if v, ok := strings.CutPrefix(line, series+" "); ok {
-			return v != "0"
+	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		for _, line := range strings.Split(scrape(t, g), "\n") {
+			if v, ok := strings.CutPrefix(line, series+" "); ok && v != "0" {
+				return true
+			}
+		}
+		if time.Now().After(deadline) {
+			return false
 		}
 	}
-	return false
 }
 
 // blobCDN plays a CDN: the registry answers authorized blob requests with

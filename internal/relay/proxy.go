@@ -58,6 +58,14 @@ func (rl *Relay) serveRegistry(w http.ResponseWriter, r *http.Request) {
 	q.Del("ns") // containerd's mirror hint; the route already names the upstream
 	target.RawQuery = q.Encode()
 	x.target, x.upstreamRepo = &target, up.Name
+	if (x.mirror != nil && !rl.clientAllowed(w, r, x)) || !rl.repoAllowed(w, r, x) || !rl.authenticateClient(w, r, x) {
+		return
+	}
+	release, ok := rl.startTransfer(w, r, x)
+	if !ok {
+		return
+	}
+	defer release()
 	if rl.cache != nil {
 		rl.prepareCache(r, x)
 		if rl.serveFromCache(w, r, x) {
@@ -165,6 +173,9 @@ func (rl *Relay) rewriteChallenges(resp *http.Response, x *exchange) {
 			rl.log.WarnContext(in, "passing on an unparsable upstream challenge", "route", x.route.Name, "err", err)
 			out = append(out, v)
 			continue
+		}
+		for _, svc := range res.Services {
+			rl.realms.NoteService(x.route, svc)
 		}
 		out = append(out, res.Headers...)
 	}

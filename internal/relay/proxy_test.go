@@ -307,7 +307,7 @@ func TestUpstreamDyingMidBodyIsNotAComplete(t *testing.T) {
 	if err == nil {
 		t.Fatalf("client read %d bytes without an error; a truncated blob must not look complete", len(body))
 	}
-	if !strings.Contains(scrape(t, a.Gatherer()), `relay_http_requests_total{code="aborted",kind="blob",method="GET",route="dockerhub"} 1`) {
+	if !scrapeHas(t, a.Gatherer(), `relay_http_requests_total{code="aborted",kind="blob",method="GET",route="dockerhub"} 1`) {
 		t.Error("the cut transfer was not counted as aborted")
 	}
 }
@@ -384,7 +384,7 @@ func TestRateLimitVisibility(t *testing.T) {
 	if resp.Header.Get("RateLimit-Remaining") != "97;w=21600" || resp.Header.Get("RateLimit-Limit") == "" {
 		t.Errorf("rate-limit headers not passed through: %v", resp.Header)
 	}
-	if !strings.Contains(scrape(t, a.Gatherer()), `relay_upstream_ratelimit_remaining{route="dockerhub"} 97`) {
+	if !scrapeHas(t, a.Gatherer(), `relay_upstream_ratelimit_remaining{route="dockerhub"} 97`) {
 		t.Error("remaining quota not exported")
 	}
 	limited.Store(true)

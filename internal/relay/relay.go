@@ -38,6 +38,8 @@ type Options struct {
 	TrustedProxies []netip.Prefix
 	// Cache, when not nil, is the pull-through cache.
 	Cache *Cache
+	// Access, when not nil, holds limits and client authentication.
+	Access *Access
 }
 
 // Relay is the registry-facing http.Handler.
@@ -74,7 +76,7 @@ func New(opts Options) *Relay {
 	rl.proxy = rl.newReverseProxy()
 
 	r := chi.NewRouter()
-	r.Use(rl.observe, rl.resolveRoute)
+	r.Use(rl.observe, rl.resolveRoute, rl.guard)
 	r.HandleFunc("/", rl.serveInfo)
 	r.HandleFunc("/token", rl.serveToken)
 	r.HandleFunc("/token/{realm}", rl.serveToken)
@@ -161,6 +163,16 @@ func (rl *Relay) serveToken(w http.ResponseWriter, r *http.Request) {
 		tg.Route, tg.MapName = rl.mirrorTokenTarget(x.mirror, tg.RealmID, tr.Scopes())
 		tg.NoAuthToken = true
 		x.route = tg.Route
+		if !rl.clientAllowed(w, r, x) {
+			return
+		}
+	}
+	if a := rl.opts.Access; a != nil && a.Users != nil {
+		issue, ok := rl.tokenIssuer(w, r, tr)
+		if !ok {
+			return
+		}
+		tg.Issue = issue
 	}
 	status, tried := rl.tokens.Serve(w, r, tr, tg)
 	x.upstreamStatus = status

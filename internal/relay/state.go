@@ -2,6 +2,7 @@ package relay
 
 import (
 	"context"
+	"net/netip"
 	"net/url"
 
 	"github.com/registry-relay/registry-relay/internal/oci"
@@ -23,7 +24,9 @@ type exchange struct {
 	upstreamRepo   string   // the repository name as the upstream knows it
 	cache          string   // how the cache answered: hit, miss, stale, coalesced
 	authKey        string   // the client's identity for this repository, for cache authorization
-	tagKey         string   // the tag resolution this request asks for, if any
+	clientIP       netip.Addr
+	clientUser     string // the relay account of an authenticated client
+	tagKey         string // the tag resolution this request asks for, if any
 	upstreamStatus int
 	clientGone     bool
 }

@@ -1,0 +1,97 @@
+package config
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"fmt"
+	"net/netip"
+	"os"
+	"strings"
+
+	"github.com/registry-relay/registry-relay/internal/access"
+	"github.com/registry-relay/registry-relay/internal/registry"
+)
+
+// loadAccess checks the global limits and reads the client credentials.
+func (c *Config) loadAccess() error {
+	switch {
+	case c.RateLimit < 0:
+		return fmt.Errorf("RELAY_RATE_LIMIT=%v: must not be negative", c.RateLimit)
+	case c.RateBurst < 1:
+		return fmt.Errorf("RELAY_RATE_BURST=%d: must be at least 1", c.RateBurst)
+	case c.MaxTransfersPerIP < 0:
+		return fmt.Errorf("RELAY_MAX_TRANSFERS_PER_IP=%d: must not be negative", c.MaxTransfersPerIP)
+	case c.ClientTokenTTL <= 0:
+		return fmt.Errorf("RELAY_CLIENT_TOKEN_TTL=%s: must be positive", c.ClientTokenTTL)
+	}
+	if c.HtpasswdFile == "" {
+		if c.TokenKeyFile != "" {
+			return fmt.Errorf("RELAY_TOKEN_KEY_FILE is set but RELAY_HTPASSWD_FILE is not: client authentication is off")
+		}
+		return nil
+	}
+	raw, err := os.ReadFile(c.HtpasswdFile)
+	if err != nil {
+		return fmt.Errorf("RELAY_HTPASSWD_FILE: %w", err)
+	}
+	if c.ClientUsers, err = access.ParseHtpasswd(raw); err != nil {
+		return fmt.Errorf("RELAY_HTPASSWD_FILE %s: %w", c.HtpasswdFile, err)
+	}
+	return c.loadTokenKey(raw)
+}
+
+// loadTokenKey reads the key that signs the relay's client tokens. Without
+// RELAY_TOKEN_KEY_FILE it is derived from the htpasswd file, so replicas
+// sharing that secret accept each other's tokens and changing it revokes
+// them all.
+func (c *Config) loadTokenKey(htpasswd []byte) error {
+	if c.TokenKeyFile == "" {
+		m := hmac.New(sha256.New, []byte("registry-relay client token key"))
+		m.Write(htpasswd)
+		c.ClientTokenKey = m.Sum(nil)
+		return nil
+	}
+	key, err := os.ReadFile(c.TokenKeyFile)
+	if err != nil {
+		return fmt.Errorf("RELAY_TOKEN_KEY_FILE: %w", err)
+	}
+	if len(strings.TrimSpace(string(key))) < 32 {
+		return fmt.Errorf("RELAY_TOKEN_KEY_FILE: want at least 32 bytes of secret")
+	}
+	c.ClientTokenKey = key
+	return nil
+}
+
+// routeAccess reads a route's repository and client lists.
+func routeAccess(r *registry.Route, prefix string, re routeEnv) error {
+	for _, list := range [][]string{re.AllowRepos, re.DenyRepos} {
+		for _, p := range list {
+			if err := access.ValidatePattern(strings.TrimSpace(p)); err != nil {
+				return fmt.Errorf("%sALLOW_REPOS/%sDENY_REPOS: %q: %w", prefix, prefix, p, err)
+			}
+		}
+	}
+	r.Repos = access.RepoPolicy{Allow: trimAll(re.AllowRepos), Deny: trimAll(re.DenyRepos)}
+	for _, s := range trimAll(re.AllowCIDRs) {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			a, aerr := netip.ParseAddr(s)
+			if aerr != nil {
+				return fmt.Errorf("%sALLOW_CIDRS: %q is neither a CIDR nor an IP address", prefix, s)
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		r.Clients = append(r.Clients, p.Masked())
+	}
+	return nil
+}
+
+func trimAll(in []string) []string {
+	var out []string
+	for _, s := range in {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
