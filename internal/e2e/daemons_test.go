@@ -64,8 +64,8 @@ func (c *ctr) setup(t *testing.T, w *world) string {
 func (c *ctr) cmd(ctx context.Context, args ...string) (string, error) {
 	return run(ctx, nil, "ctr", append([]string{"--address", c.socket, "--namespace", "e2e"}, args...)...)
 }
-func (c *ctr) login(context.Context, string) (string, error) {
-	c.user = userName + ":" + userPassword
+func (c *ctr) login(_ context.Context, _ string, cred credential) (string, error) {
+	c.user = cred.user + ":" + cred.password
 	return "", nil
 }
 func (c *ctr) logout(context.Context, string) (string, error) { c.user = ""; return "", nil }
@@ -141,8 +141,8 @@ func (c *docker) setup(t *testing.T, w *world) string {
 	}
 	return "dockerd did not answer"
 }
-func (c *docker) login(ctx context.Context, host string) (string, error) {
-	return run(ctx, c.env, "docker", "login", "-u", userName, "-p", userPassword, host)
+func (c *docker) login(ctx context.Context, host string, cred credential) (string, error) {
+	return run(ctx, c.env, "docker", "login", "-u", cred.user, "-p", cred.password, host)
 }
 func (c *docker) logout(ctx context.Context, host string) (string, error) {
 	return run(ctx, c.env, "docker", "logout", host)

@@ -22,6 +22,9 @@ type world struct {
 	authURL string
 	anonURL string
 	relay   *relayProcess
+	// guarded is a second relay in front of the same upstreams that
+	// requires relay accounts and pulls with its own upstream account.
+	guarded *relayProcess
 	img     seeded
 }
 
@@ -32,7 +35,8 @@ type seeded struct {
 }
 
 func (w *world) hosts() []string {
-	return []string{w.relay.host(hubDomain), w.relay.host(ghcrDomain), w.relay.host(k8sDomain)}
+	return []string{w.relay.host(hubDomain), w.relay.host(ghcrDomain), w.relay.host(k8sDomain),
+		w.guarded.host(hubDomain), w.guarded.host(k8sDomain)}
 }
 
 func newWorld(t *testing.T) *world {
@@ -41,7 +45,7 @@ func newWorld(t *testing.T) *world {
 	w := &world{}
 	var err error
 	w.issuer, err = relaytest.StartTokenIssuer(relaytest.IssuerOptions{
-		Users: map[string]string{userName: userPassword}, PrivateRepos: []string{"private/*"},
+		Users: map[string]string{upstreamUser.user: upstreamUser.password}, PrivateRepos: []string{"private/*"},
 	}, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -57,6 +61,14 @@ func newWorld(t *testing.T) *world {
 		"K8S_UPSTREAM":         w.anonURL,
 		"QUAY_UPSTREAM":        "http://" + freeAddr(t), // nothing listens: the upstream is down
 		"MIRROR_ACCESS_DOMAIN": mirrorDomain,
+	})
+	w.guarded = startRelay(t, map[string]string{
+		"RELAY_BASE_DOMAIN":   "relay-e2e.test",
+		"DOCKERHUB_UPSTREAM":  w.authURL,
+		"K8S_UPSTREAM":        w.anonURL,
+		"RELAY_HTPASSWD_FILE": htpasswd(t, relayUser),
+		"DOCKERHUB_USERNAME":  upstreamUser.user,
+		"DOCKERHUB_PASSWORD":  upstreamUser.password,
 	})
 	return w
 }
@@ -141,6 +153,7 @@ func TestE2E(t *testing.T) {
 	for _, c := range []client{&crane{}, &regctl{}, &skopeo{}, &podman{}, &ctr{}, &docker{}} {
 		t.Run(c.name(), func(t *testing.T) {
 			testClient(t, w, c)
+			testRelayAccounts(t, w, c)
 			if m, ok := c.(mirrorClient); ok {
 				testMirror(t, w, c.name(), m)
 			}
@@ -171,7 +184,7 @@ func pullOnce(t *testing.T, w *world, c client, pc pullCase) (string, error) {
 	ctx := context.Background()
 	host, _, _ := strings.Cut(pc.ref, "/")
 	if pc.auth == withLogin {
-		if out, err := c.login(ctx, host); err != nil {
+		if out, err := c.login(ctx, host, upstreamUser); err != nil {
 			return "", failure("login", err, out)
 		}
 		defer c.logout(ctx, host)

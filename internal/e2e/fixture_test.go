@@ -29,10 +29,14 @@ const (
 	mirrorDomain  = "mirror.relay-e2e.test"
 )
 
-// Credentials of the one user the token issuer knows besides its admin.
-const (
-	userName     = "e2e-user"
-	userPassword = "e2e-password"
+// credential is a username and password a client logs in with.
+type credential struct{ user, password string }
+
+var (
+	// upstreamUser is the one user the token issuer knows besides its admin.
+	upstreamUser = credential{"e2e-user", "e2e-password"}
+	// relayUser is an account of the relay itself (RELAY_HTPASSWD_FILE).
+	relayUser = credential{"relay-user", "relay-password"}
 )
 
 // tool returns the path of a binary from -bin, or from PATH.

@@ -51,10 +51,10 @@ func printTable() {
 	sort.SliceStable(outcomes, func(i, j int) bool { return outcomes[i].client < outcomes[j].client })
 	counts := map[string]int{}
 	var b strings.Builder
-	fmt.Fprintf(&b, "\n%-12s %-44s %-6s %s\n", "CLIENT", "CASE", "RESULT", "DETAIL")
+	fmt.Fprintf(&b, "\n%-12s %-62s %-6s %s\n", "CLIENT", "CASE", "RESULT", "DETAIL")
 	for _, o := range outcomes {
 		counts[o.result]++
-		fmt.Fprintf(&b, "%-12s %-44s %-6s %s\n", o.client, o.test, o.result, o.detail)
+		fmt.Fprintf(&b, "%-12s %-62s %-6s %s\n", o.client, o.test, o.result, o.detail)
 	}
 	fmt.Fprintf(&b, "e2e: %d passed, %d failed, %d skipped\n", counts["PASS"], counts["FAIL"], counts["SKIP"])
 	fmt.Print(b.String())
