@@ -58,14 +58,18 @@ func TestRoutePatchesOnlyWithLibraryPatch(t *testing.T) {
 	if got := hub.Repository("nginx"); got != "library/nginx" {
 		t.Errorf("dockerhub Repository = %q", got)
 	}
-	if got := hub.Scope("repository:nginx:pull"); got != "repository:library/nginx:pull" {
-		t.Errorf("dockerhub Scope = %q", got)
+	if got := registry.MapScopeNames("repository:nginx:pull registry:catalog:*", hub.Repository); got != "repository:library/nginx:pull registry:catalog:*" {
+		t.Errorf("dockerhub scope = %q", got)
+	}
+	official := &registry.Route{Name: "dockerhub", LibraryPatch: true, Official: map[string]bool{"ubuntu": true}}
+	if official.Repository("ubuntu") != "library/ubuntu" || official.Repository("nginx") != "nginx" {
+		t.Error("Official does not limit the library/ patch")
 	}
 	if got := quay.Repository("nginx"); got != "nginx" {
 		t.Errorf("quay Repository = %q", got)
 	}
-	if got := quay.Scope("repository:nginx:pull"); got != "repository:nginx:pull" {
-		t.Errorf("quay Scope = %q", got)
+	if got := registry.MapScopeNames("repository:nginx:pull", quay.Repository); got != "repository:nginx:pull" {
+		t.Errorf("quay scope = %q", got)
 	}
 }
 

@@ -69,11 +69,6 @@ func (r *Route) Repository(name string) string {
 	return name
 }
 
-// Scope maps a client-supplied token scope to the upstream's.
-func (r *Route) Scope(scope string) string {
-	return MapScopeNames(scope, r.Repository)
-}
-
 // AuthHostAllowed reports whether a token realm at u may be contacted:
 // the upstream itself (same scheme, host and port), or one of the route's
 // auth hosts on the scheme's default port.
