@@ -22,6 +22,7 @@ import (
 	"github.com/registry-relay/registry-relay/internal/cache"
 	"github.com/registry-relay/registry-relay/internal/config"
 	"github.com/registry-relay/registry-relay/internal/metrics"
+	"github.com/registry-relay/registry-relay/internal/netguard"
 	"github.com/registry-relay/registry-relay/internal/registry"
 	"github.com/registry-relay/registry-relay/internal/relay"
 )
@@ -29,9 +30,8 @@ import (
 // Server timeouts. There is deliberately no WriteTimeout: a multi-GB blob
 // is one response.
 const (
-	readHeaderTimeout = 20 * time.Second
-	idleTimeout       = 120 * time.Second
-	maxHeaderBytes    = 64 << 10
+	idleTimeout    = 120 * time.Second
+	maxHeaderBytes = 64 << 10
 )
 
 // App is a configured, not yet started, relay.
@@ -65,29 +65,30 @@ func New(cfg *config.Config, logOut io.Writer) (*App, error) {
 		return nil, err
 	}
 	a.relay = relay.New(relay.Options{
-		Routes:            registry.NewTable(cfg.Routes),
-		Mirror:            cfg.Mirror,
-		Metrics:           m,
-		Log:               log,
-		Transport:         a.transport,
-		MaxRedirects:      cfg.MaxRedirects,
-		PassBlobRedirects: cfg.PassBlobRedirects,
-		PublicScheme:      cfg.PublicScheme,
-		TrustedProxies:    cfg.Trusted,
-		Cache:             c,
-		Access:            newAccess(cfg),
+		Routes:              registry.NewTable(cfg.Routes),
+		Mirror:              cfg.Mirror,
+		Metrics:             m,
+		Log:                 log,
+		Transport:           a.transport,
+		MaxRedirects:        cfg.MaxRedirects,
+		UpstreamIdleTimeout: cfg.IdleTimeout,
+		PassBlobRedirects:   cfg.PassBlobRedirects,
+		PublicScheme:        cfg.PublicScheme,
+		TrustedProxies:      cfg.Trusted,
+		Cache:               c,
+		Access:              newAccess(cfg),
 	})
 	m.SetLimits(cfg.RateLimit, cfg.RateBurst, cfg.MaxTransfersPerIP)
 	a.main = &http.Server{
 		Handler:           a.relay,
-		ReadHeaderTimeout: readHeaderTimeout,
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		IdleTimeout:       idleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
 	a.admin = &http.Server{
 		Handler:           metrics.AdminHandler(reg, &a.ready),
-		ReadHeaderTimeout: readHeaderTimeout,
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		IdleTimeout:       idleTimeout,
 	}
 	return a, nil
@@ -130,7 +131,10 @@ const fillTimeout = 2 * time.Hour
 
 // CloseIdleConnections drops idle upstream connections; Serve does it on
 // shutdown, tests that use Handler call it themselves.
-func (a *App) CloseIdleConnections() { a.transport.CloseIdleConnections() }
+func (a *App) CloseIdleConnections() {
+	a.transport.CloseIdleConnections()
+	a.relay.CloseIdleConnections()
+}
 
 // Gatherer exposes the metrics registry, for tests.
 func (a *App) Gatherer() prometheus.Gatherer { return a.registry }
@@ -138,11 +142,12 @@ func (a *App) Gatherer() prometheus.Gatherer { return a.registry }
 // NewTransport is the upstream transport: bounded dials, TLS handshakes
 // and header waits, many idle connections per upstream, the environment's
 // proxy settings, and no transparent decompression, so bodies and digests
-// stay byte-exact.
+// stay byte-exact. Requests marked netguard.PublicOnly (redirect hops)
+// connect only to public addresses, judged on the address dialled.
 func NewTransport(cfg *config.Config) *http.Transport {
 	return &http.Transport{
-		Proxy:                  http.ProxyFromEnvironment,
-		DialContext:            (&net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		Proxy:                  netguard.Proxy(http.ProxyFromEnvironment),
+		DialContext:            netguard.DialContext(&net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}),
 		TLSHandshakeTimeout:    cfg.TLSTimeout,
 		ResponseHeaderTimeout:  cfg.HeaderTimeout,
 		ExpectContinueTimeout:  time.Second,
@@ -240,7 +245,7 @@ func (a *App) shutdown(delay bool) error {
 		a.main.Close()
 	}
 	a.admin.Close()
-	a.transport.CloseIdleConnections()
+	a.CloseIdleConnections()
 	return err
 }
 

@@ -5,6 +5,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/netip"
 	"reflect"
@@ -20,19 +21,21 @@ import (
 
 // Config is the whole relay configuration.
 type Config struct {
-	BaseDomain     string        `env:"RELAY_BASE_DOMAIN" envDefault:"localhost"`
-	Listen         string        `env:"RELAY_LISTEN" envDefault:":8080"`
-	AdminListen    string        `env:"RELAY_ADMIN_LISTEN" envDefault:":9090"`
-	TLSCert        string        `env:"RELAY_TLS_CERT"`
-	TLSKey         string        `env:"RELAY_TLS_KEY"`
-	LogLevel       string        `env:"RELAY_LOG_LEVEL" envDefault:"info"`
-	LogFormat      string        `env:"RELAY_LOG_FORMAT" envDefault:"json"`
-	PublicScheme   string        `env:"RELAY_PUBLIC_SCHEME"`
-	TrustedProxies []string      `env:"RELAY_TRUSTED_PROXIES" envSeparator:","`
-	DialTimeout    time.Duration `env:"RELAY_UPSTREAM_DIAL_TIMEOUT" envDefault:"10s"`
-	TLSTimeout     time.Duration `env:"RELAY_UPSTREAM_TLS_TIMEOUT" envDefault:"10s"`
-	HeaderTimeout  time.Duration `env:"RELAY_UPSTREAM_HEADER_TIMEOUT" envDefault:"60s"`
-	MaxRedirects   int           `env:"RELAY_MAX_REDIRECTS" envDefault:"10"`
+	BaseDomain        string        `env:"RELAY_BASE_DOMAIN" envDefault:"localhost"`
+	Listen            string        `env:"RELAY_LISTEN" envDefault:":8080"`
+	AdminListen       string        `env:"RELAY_ADMIN_LISTEN" envDefault:":9090"`
+	TLSCert           string        `env:"RELAY_TLS_CERT"`
+	TLSKey            string        `env:"RELAY_TLS_KEY"`
+	LogLevel          string        `env:"RELAY_LOG_LEVEL" envDefault:"info"`
+	LogFormat         string        `env:"RELAY_LOG_FORMAT" envDefault:"json"`
+	PublicScheme      string        `env:"RELAY_PUBLIC_SCHEME"`
+	TrustedProxies    []string      `env:"RELAY_TRUSTED_PROXIES" envSeparator:","`
+	DialTimeout       time.Duration `env:"RELAY_UPSTREAM_DIAL_TIMEOUT" envDefault:"10s"`
+	TLSTimeout        time.Duration `env:"RELAY_UPSTREAM_TLS_TIMEOUT" envDefault:"10s"`
+	HeaderTimeout     time.Duration `env:"RELAY_UPSTREAM_HEADER_TIMEOUT" envDefault:"60s"`
+	IdleTimeout       time.Duration `env:"RELAY_UPSTREAM_IDLE_TIMEOUT" envDefault:"60s"`
+	ReadHeaderTimeout time.Duration `env:"RELAY_READ_HEADER_TIMEOUT" envDefault:"20s"`
+	MaxRedirects      int           `env:"RELAY_MAX_REDIRECTS" envDefault:"10"`
 	// PassBlobRedirects hands blob redirects (to CDNs) to the client
 	// instead of following them, so blob bytes bypass the relay.
 	PassBlobRedirects bool          `env:"RELAY_PASS_BLOB_REDIRECTS" envDefault:"false"`
@@ -131,6 +134,7 @@ func (c *Config) validate() error {
 	for name, d := range map[string]time.Duration{
 		"RELAY_UPSTREAM_DIAL_TIMEOUT": c.DialTimeout, "RELAY_UPSTREAM_TLS_TIMEOUT": c.TLSTimeout,
 		"RELAY_UPSTREAM_HEADER_TIMEOUT": c.HeaderTimeout, "RELAY_SHUTDOWN_GRACE": c.ShutdownGrace,
+		"RELAY_UPSTREAM_IDLE_TIMEOUT": c.IdleTimeout, "RELAY_READ_HEADER_TIMEOUT": c.ReadHeaderTimeout,
 		"RELAY_SHUTDOWN_DELAY": c.ShutdownDelay, "RELAY_CACHE_TAG_TTL": c.CacheTagTTL,
 		"RELAY_CACHE_STALE_MAX": c.CacheStaleMax, "RELAY_CACHE_AUTH_TTL": c.CacheAuthTTL,
 		"RELAY_CLIENT_TOKEN_TTL": c.ClientTokenTTL,
@@ -164,7 +168,7 @@ func ParseSize(s string) (int64, error) {
 		"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40,
 	}[unit]
 	v, err := strconv.ParseFloat(num, 64)
-	if !ok || err != nil || v < 0 {
+	if !ok || err != nil || v < 0 || v*mult >= math.MaxInt64 {
 		return 0, fmt.Errorf("invalid size %q", s)
 	}
 	return int64(v * mult), nil

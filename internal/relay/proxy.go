@@ -76,11 +76,13 @@ func (rl *Relay) serveRegistry(w http.ResponseWriter, r *http.Request) {
 }
 
 func (rl *Relay) newReverseProxy() *httputil.ReverseProxy {
+	next := withIdleTimeout(rl.opts.Transport, rl.opts.UpstreamIdleTimeout)
+	public := withIdleTimeout(publicHops(rl.opts.Transport), rl.opts.UpstreamIdleTimeout)
 	rl.upstream = &fallbackTransport{
-		primary: &redirectFollower{next: rl.opts.Transport, max: rl.opts.MaxRedirects, passBlobs: rl.opts.PassBlobRedirects},
+		primary: newRedirectFollower(next, rl.opts.MaxRedirects, rl.opts.PassBlobRedirects, public),
 		// The fallback's answers are streamed as they come: no
 		// passing blob redirects to a client that never saw its realm.
-		secondary: &auth.Bearer{Next: &redirectFollower{next: rl.opts.Transport, max: rl.opts.MaxRedirects}},
+		secondary: &auth.Bearer{Next: newRedirectFollower(next, rl.opts.MaxRedirects, false, public)},
 		metrics:   rl.opts.Metrics,
 		log:       rl.log,
 	}

@@ -14,10 +14,27 @@ import (
 // upstream stores them (CDN, S3, GCS, Artifact Registry). Unlike Go's
 // client it drops Authorization on every hop that leaves the upstream's
 // exact host: signed CDN URLs reject it, and subdomains are not trusted.
+//
+// A hop leads wherever the upstream's Location says, so unless the
+// upstream itself is on the operator's own network, hops may only connect
+// to public addresses (internal/netguard); they go through public, their
+// own connection pool, so that they never reuse a connection that was
+// dialled unchecked.
 type redirectFollower struct {
 	next      http.RoundTripper
+	public    http.RoundTripper
+	origins   *origins
 	max       int
 	passBlobs bool
+}
+
+// newRedirectFollower follows redirects over next; public-only hops use a
+// clone of next when it is an *http.Transport (see publicHops).
+func newRedirectFollower(next http.RoundTripper, maxRedirects int, passBlobs bool, public http.RoundTripper) *redirectFollower {
+	if public == nil {
+		public = next
+	}
+	return &redirectFollower{next: next, public: public, origins: newOrigins(), max: maxRedirects, passBlobs: passBlobs}
 }
 
 var _ http.RoundTripper = (*redirectFollower)(nil)
@@ -28,10 +45,14 @@ type redirectError struct{ reason string }
 func (e *redirectError) Error() string { return "upstream redirect refused: " + e.reason }
 
 func (t *redirectFollower) RoundTrip(req *http.Request) (*http.Response, error) {
-	resp, err := t.next.RoundTrip(req)
 	x := exchangeFrom(req.Context())
-	if err != nil || x == nil || x.route == nil || (req.Method != http.MethodGet && req.Method != http.MethodHead) {
-		return resp, err
+	if x == nil || x.route == nil || (req.Method != http.MethodGet && req.Method != http.MethodHead) {
+		return t.next.RoundTrip(req)
+	}
+	pol := t.policy(req, x)
+	resp, err := t.send(req, pol.steered, pol)
+	if err != nil {
+		return nil, err
 	}
 	for hops := 0; isRedirect(resp.StatusCode); hops++ {
 		loc, lerr := req.URL.Parse(resp.Header.Get("Location"))
@@ -52,7 +73,7 @@ func (t *redirectFollower) RoundTrip(req *http.Request) (*http.Response, error) 
 			return nil, err
 		}
 		req = nextHop(req, loc, keep)
-		if resp, err = t.next.RoundTrip(req); err != nil {
+		if resp, err = t.send(req, true, pol); err != nil {
 			return nil, err
 		}
 	}
@@ -70,6 +91,8 @@ func (t *redirectFollower) allowed(from, to *url.URL, hops int) error {
 		return &redirectError{fmt.Sprintf("scheme %q is not http(s)", to.Scheme)}
 	case from.Scheme == "https" && to.Scheme == "http":
 		return &redirectError{"https upstream redirected to plain http " + to.Host}
+	case to.Host == "":
+		return &redirectError{"redirect without a host"}
 	}
 	return nil
 }

@@ -28,6 +28,9 @@ type Options struct {
 	// Transport reaches upstreams; it must not decompress bodies
 	// (DisableCompression) so that lengths and digests stay exact.
 	Transport http.RoundTripper
+	// UpstreamIdleTimeout cuts an upstream body that sends no byte for
+	// this long (0: never).
+	UpstreamIdleTimeout time.Duration
 	// MaxRedirects bounds the redirects followed for one request.
 	MaxRedirects int
 	// PassBlobRedirects returns blob redirects to the client.
@@ -82,6 +85,9 @@ func New(opts Options) *Relay {
 	r.HandleFunc("/token/{realm}", rl.serveToken)
 	r.HandleFunc("/v2", rl.serveRegistry)
 	r.HandleFunc("/v2/*", rl.serveRegistry)
+	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		oci.NewError(http.StatusMethodNotAllowed, oci.CodeUnsupported, "registry-relay is read-only: "+r.Method+" is not supported").ServeHTTP(w, r)
+	})
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		oci.NewError(http.StatusNotFound, oci.CodeNameUnknown, "not a registry API path").ServeHTTP(w, r)
 	})

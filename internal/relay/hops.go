@@ -1,0 +1,172 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/registry-relay/registry-relay/internal/netguard"
+)
+
+// origins remembers whether the hosts the relay sends requests to itself
+// (route upstreams and fallbacks, never a Location) are on a non-public
+// address. An operator who points a route at 127.0.0.1 or 10.x — tests,
+// air-gapped sites — gets redirects to non-public addresses followed for
+// that route: its storage lives on the same network.
+type origins struct {
+	resolver *net.Resolver
+	mu       sync.Mutex
+	byHost   map[string]originEntry
+}
+
+type originEntry struct {
+	private bool
+	until   time.Time
+}
+
+// Lookups are rare (a redirect from a host not seen for a while) and the
+// hosts are the operator's, so a small cache with a plain TTL does.
+const (
+	originTTL        = 5 * time.Minute
+	originFailureTTL = 30 * time.Second
+	originLookup     = 5 * time.Second
+	maxOrigins       = 256
+)
+
+func newOrigins() *origins {
+	return &origins{resolver: net.DefaultResolver, byHost: map[string]originEntry{}}
+}
+
+// private reports whether u's host is a non-public address, or a name
+// that resolves to one. A failed lookup counts as public: hops stay
+// guarded.
+func (o *origins) private(ctx context.Context, u *url.URL) bool {
+	if o == nil {
+		return false
+	}
+	host := u.Hostname()
+	now := time.Now()
+	o.mu.Lock()
+	e, ok := o.byHost[host]
+	o.mu.Unlock()
+	if ok && now.Before(e.until) {
+		return e.private
+	}
+	ctx, cancel := context.WithTimeout(ctx, originLookup)
+	defer cancel()
+	public, err := netguard.ResolvesPublic(ctx, o.resolver, host)
+	e = originEntry{private: !public, until: now.Add(originTTL)}
+	if err != nil {
+		e.until = now.Add(originFailureTTL)
+	}
+	o.mu.Lock()
+	if len(o.byHost) >= maxOrigins {
+		clear(o.byHost)
+	}
+	o.byHost[host] = e
+	o.mu.Unlock()
+	return e.private
+}
+
+// hopPolicy is how one chain of requests (the relay's request and the
+// redirects it leads to) treats addresses.
+type hopPolicy struct {
+	// steered marks a chain whose first request already goes where an
+	// upstream said: the token realm of a fallback's challenge.
+	steered bool
+	decide  func() bool
+	decided bool
+	public  bool
+}
+
+// publicOnly reports whether the chain's steered requests may only reach
+// public addresses: unless the relay's own origin is non-public. It is
+// decided at the first redirect, so requests that are not redirected never
+// wait for a lookup.
+func (p *hopPolicy) publicOnly() bool {
+	if !p.decided {
+		p.public, p.decided = p.decide(), true
+	}
+	return p.public
+}
+
+func (t *redirectFollower) policy(req *http.Request, x *exchange) *hopPolicy {
+	ctx, r, origin := req.Context(), x.route, req.URL
+	steered := !sameHost(origin, r.Upstream) && (r.Fallback == nil || !sameHost(origin, r.Fallback))
+	p := &hopPolicy{steered: steered}
+	p.decide = func() bool {
+		if !steered {
+			return !t.origins.private(ctx, origin)
+		}
+		return !t.origins.private(ctx, r.Upstream) && (r.Fallback == nil || !t.origins.private(ctx, r.Fallback))
+	}
+	return p
+}
+
+func sameHost(a, b *url.URL) bool { return strings.EqualFold(a.Host, b.Host) }
+
+// send sends one request of a chain; a steered request of a public-only
+// chain goes through the public-only pool, and a refusal becomes a
+// redirectError naming the host and the reason.
+func (t *redirectFollower) send(req *http.Request, steered bool, p *hopPolicy) (*http.Response, error) {
+	if !steered || !p.publicOnly() {
+		return t.next.RoundTrip(req)
+	}
+	host := req.URL.Hostname()
+	err := netguard.CheckHost(host)
+	var resp *http.Response
+	if err == nil {
+		rt := t.public
+		if rt == nil {
+			rt = t.next
+		}
+		resp, err = rt.RoundTrip(req.WithContext(netguard.PublicOnly(req.Context())))
+	}
+	var re *netguard.RefusedError
+	if errors.As(err, &re) {
+		refused := *re
+		if refused.Host == "" {
+			refused.Host = host
+		}
+		return nil, &redirectError{fmt.Sprintf("to %s: %v", req.URL.Host, &refused)}
+	}
+	return resp, err
+}
+
+// publicHops is the transport for public-only redirect hops: a clone of
+// the upstream transport, with its own connection pool, so a hop never
+// reuses a connection dialled without the check (to a route's private
+// upstream, say, under the same host name). Other RoundTrippers are used
+// as they are; the hop's context still carries the mark.
+func publicHops(next http.RoundTripper) http.RoundTripper {
+	if t, ok := next.(*http.Transport); ok {
+		return t.Clone()
+	}
+	return next
+}
+
+// CloseIdleConnections drops idle upstream connections: those of
+// Options.Transport and of the relay's own pool for redirect hops.
+func (rl *Relay) CloseIdleConnections() {
+	closeIdle(rl.upstream)
+}
+
+// closeIdle follows the transport chain down to every pool.
+func closeIdle(rt http.RoundTripper) {
+	switch t := rt.(type) {
+	case *fallbackTransport:
+		closeIdle(t.primary)
+		closeIdle(t.secondary)
+	case *redirectFollower:
+		closeIdle(t.next)
+		closeIdle(t.public)
+	case interface{ CloseIdleConnections() }:
+		t.CloseIdleConnections()
+	}
+}
