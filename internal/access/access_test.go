@@ -97,17 +97,18 @@ func TestHtpasswdAndTokens(t *testing.T) {
 		t.Errorf("a SHA1 entry was accepted: %v", err)
 	}
 	s := NewSigner([]byte("0123456789abcdef0123456789abcdef"))
-	tok := s.Issue("alice", "upstream-token", time.Minute)
-	if user, up, ok := s.Verify(tok); !ok || user != "alice" || up != "upstream-token" {
+	tok := s.Issue("alice", "dockerhub", "upstream-token", time.Minute)
+	if user, up, ok := s.Verify(tok, "dockerhub"); !ok || user != "alice" || up != "upstream-token" {
 		t.Fatalf("Verify(Issue) = %q %q %v", user, up, ok)
 	}
 	for name, bad := range map[string]string{
-		"other key": NewSigner([]byte("another key, another key, another")).Issue("alice", "x", time.Minute),
-		"expired":   s.Issue("alice", "x", -time.Second),
-		"tampered":  tok[:len(tok)-2] + "AA",
-		"foreign":   "eyJhbGciOiJFUzI1NiJ9.e30.sig",
+		"other key":   NewSigner([]byte("another key, another key, another")).Issue("alice", "dockerhub", "x", time.Minute),
+		"expired":     s.Issue("alice", "dockerhub", "x", -time.Second),
+		"other route": s.Issue("alice", "k8s", "x", time.Minute),
+		"tampered":    tok[:len(tok)-2] + "AA",
+		"foreign":     "eyJhbGciOiJFUzI1NiJ9.e30.sig",
 	} {
-		if _, _, ok := s.Verify(bad); ok {
+		if _, _, ok := s.Verify(bad, "dockerhub"); ok {
 			t.Errorf("%s token accepted", name)
 		}
 	}

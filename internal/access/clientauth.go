@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
@@ -35,6 +36,10 @@ func ParseHtpasswd(data []byte) (Users, error) {
 			return nil, fmt.Errorf("line %d (%s): only bcrypt hashes are accepted (htpasswd -B): %w", n, user, err)
 		}
 		users[user] = []byte(hash)
+		cost, _ := bcrypt.Cost([]byte(hash))
+		dummyMu.Lock()
+		dummyCost = max(dummyCost, cost)
+		dummyMu.Unlock()
 	}
 	if len(users) == 0 {
 		return nil, fmt.Errorf("no users")
@@ -47,13 +52,28 @@ func (u Users) Verify(user, password string) bool {
 	hash, ok := u[user]
 	if !ok {
 		// Same work for unknown users, so timing does not tell who exists.
-		_ = bcrypt.CompareHashAndPassword(dummyHash, []byte(password))
+		_ = bcrypt.CompareHashAndPassword(dummy(), []byte(password))
 		return false
 	}
 	return bcrypt.CompareHashAndPassword(hash, []byte(password)) == nil
 }
 
-var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("registry-relay"), bcrypt.MinCost)
+// dummyCost is the highest cost among loaded entries; the dummy hash for
+// unknown users is made at that cost, once.
+var (
+	dummyMu   sync.Mutex
+	dummyCost = bcrypt.MinCost
+	dummyHash []byte
+)
+
+func dummy() []byte {
+	dummyMu.Lock()
+	defer dummyMu.Unlock()
+	if c, _ := bcrypt.Cost(dummyHash); dummyHash == nil || c < dummyCost {
+		dummyHash, _ = bcrypt.GenerateFromPassword([]byte("registry-relay"), dummyCost)
+	}
+	return dummyHash
+}
 
 // Signer issues and checks the relay's own bearer tokens, which wrap the
 // upstream token a client was given after authenticating to the relay.
@@ -69,14 +89,15 @@ const tokenPrefix = "rr1."
 
 type claims struct {
 	User     string `json:"u"`
+	Route    string `json:"r"`
 	Upstream string `json:"t,omitempty"`
 	Expires  int64  `json:"e"`
 }
 
 // Issue wraps an upstream token (possibly empty, for upstreams without
-// token auth) for user, valid for ttl.
-func (s *Signer) Issue(user, upstream string, ttl time.Duration) string {
-	payload, _ := json.Marshal(claims{User: user, Upstream: upstream, Expires: time.Now().Add(ttl).Unix()})
+// token auth) for user on one route, valid for ttl.
+func (s *Signer) Issue(user, route, upstream string, ttl time.Duration) string {
+	payload, _ := json.Marshal(claims{User: user, Route: route, Upstream: upstream, Expires: time.Now().Add(ttl).Unix()})
 	p := base64.RawURLEncoding.EncodeToString(payload)
 	return tokenPrefix + p + "." + base64.RawURLEncoding.EncodeToString(s.mac(p))
 }
@@ -87,9 +108,11 @@ func (s *Signer) mac(payload string) []byte {
 	return m.Sum(nil)
 }
 
-// Verify checks a token's signature and expiry and returns who it was
-// issued to and the upstream token inside.
-func (s *Signer) Verify(token string) (user, upstream string, ok bool) {
+// Verify checks a token's signature, expiry and route, and returns who it
+// was issued to and the upstream token inside. A token is good for the
+// route it was issued on only: its upstream token belongs to that route's
+// upstream.
+func (s *Signer) Verify(token, route string) (user, upstream string, ok bool) {
 	rest, found := strings.CutPrefix(token, tokenPrefix)
 	p, sig, found2 := strings.Cut(rest, ".")
 	if !found || !found2 {
@@ -101,7 +124,7 @@ func (s *Signer) Verify(token string) (user, upstream string, ok bool) {
 	}
 	raw, err := base64.RawURLEncoding.DecodeString(p)
 	var c claims
-	if err != nil || json.Unmarshal(raw, &c) != nil || time.Now().Unix() > c.Expires {
+	if err != nil || json.Unmarshal(raw, &c) != nil || time.Now().Unix() > c.Expires || c.Route != route {
 		return "", "", false
 	}
 	return c.User, c.Upstream, true

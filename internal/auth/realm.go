@@ -88,17 +88,24 @@ func NewRealms(client *http.Client) *Realms {
 // so the mirror host knows the upstream of a token request.
 func (rs *Realms) RouteOf(id string) (string, bool) {
 	rs.mu.Lock()
-	defer rs.mu.Unlock()
 	name, ok := rs.routeOf[id]
-	return name, ok
+	rs.mu.Unlock()
+	if ok {
+		return name, true
+	}
+	if i := strings.LastIndex(id, "."); i > 0 {
+		return id[:i], true // the caller checks that the route exists
+	}
+	return "", false
 }
 
-// RealmID names a realm of a route; it is stable across restarts and
-// replicas, so a client's id keeps working wherever its request lands once
-// that replica has seen the same realm.
+// RealmID names a realm of a route: "<route>.<hash of the realm>". It is
+// stable across restarts and replicas, and says which route it belongs to
+// even where this replica has not seen the realm (the mirror host needs
+// the route of every token request).
 func RealmID(route *registry.Route, realm *url.URL) string {
 	sum := sha256.Sum256([]byte(route.Name + "\n" + realm.String()))
-	return hex.EncodeToString(sum[:8])
+	return route.Name + "." + hex.EncodeToString(sum[:8])
 }
 
 // Learn records a realm seen in an upstream challenge after validating it

@@ -101,7 +101,8 @@ type Target struct {
 	// (RELAY_HTPASSWD_FILE): its credentials are not the upstream's, so the
 	// upstream token is fetched anonymously (or with the route's own
 	// account) and handed out wrapped by Issue.
-	Issue func(upstreamToken string, ttl time.Duration) string
+	// Issue returns the relay token and the lifetime to announce for it.
+	Issue func(upstreamToken string, ttl time.Duration) (string, time.Duration)
 }
 
 // RelayService is the service name in challenges the relay issues itself.

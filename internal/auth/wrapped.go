@@ -22,7 +22,7 @@ const defaultTokenTTL = 60 * time.Second
 // credentials, and goes back wrapped in a relay token.
 func (p *TokenProxy) serveWrapped(w http.ResponseWriter, r *http.Request, tr *TokenRequest, tg Target, realm *url.URL, lookupErr error) (int, bool) {
 	if errors.Is(lookupErr, ErrNoTokenAuth) {
-		writeToken(w, tg.Issue("", time.Hour), time.Hour)
+		writeToken(w)(tg.Issue("", time.Hour))
 		return 0, false
 	}
 	if lookupErr != nil {
@@ -73,14 +73,18 @@ func (p *TokenProxy) serveWrapped(w http.ResponseWriter, r *http.Request, tr *To
 	if tok.ExpiresIn > 0 {
 		ttl = time.Duration(tok.ExpiresIn) * time.Second
 	}
-	writeToken(w, tg.Issue(cmp.Or(tok.Token, tok.AccessToken), ttl), ttl)
+	writeToken(w)(tg.Issue(cmp.Or(tok.Token, tok.AccessToken), ttl))
 	return resp.StatusCode, true
 }
 
-func writeToken(w http.ResponseWriter, token string, ttl time.Duration) {
-	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(map[string]any{
-		"token": token, "access_token": token,
-		"expires_in": int(ttl.Seconds()), "issued_at": time.Now().UTC().Format(time.RFC3339),
-	})
+// writeToken returns a function that answers with a token and the
+// lifetime it is really good for.
+func writeToken(w http.ResponseWriter) func(token string, ttl time.Duration) {
+	return func(token string, ttl time.Duration) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{
+			"token": token, "access_token": token,
+			"expires_in": int(ttl.Seconds()), "issued_at": time.Now().UTC().Format(time.RFC3339),
+		})
+	}
 }

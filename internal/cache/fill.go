@@ -31,7 +31,12 @@ type Fill struct {
 	mu      sync.Mutex
 	changed chan struct{} // closed and replaced whenever written/done change
 	meta    Meta
-	spool   string
+	// spool is opened once, before any byte is written, and shared by all
+	// readers: publishing renames the file, and a client that joins late
+	// must still find it. It is closed when the copy and every reader
+	// are done with it.
+	spool   *os.File
+	refs    int
 	written int64
 	done    bool
 	err     error
@@ -82,10 +87,29 @@ func (f *Fill) Meta() Meta { return f.meta }
 // Start copies body into w in the background until EOF, then commits,
 // which verifies the digest. size is the upstream's Content-Length or -1.
 // onBytes, if not nil, is told of every chunk read from the upstream.
-func (f *Fill) Start(body io.ReadCloser, w Writer, meta Meta, onBytes func(int)) {
-	f.meta, f.spool, f.ok = meta, w.Spool(), true
+func (f *Fill) Start(body io.ReadCloser, w Writer, meta Meta, onBytes func(int)) error {
+	spool, err := os.Open(w.Spool())
+	if err != nil {
+		body.Close()
+		w.Abort()
+		f.Abandon()
+		return err
+	}
+	f.meta, f.spool, f.refs, f.ok = meta, spool, 1, true
 	close(f.ready)
 	go f.copy(body, w, onBytes)
+	return nil
+}
+
+// release drops one user of the spool handle and closes it after the last.
+func (f *Fill) release() {
+	f.mu.Lock()
+	f.refs--
+	last := f.refs == 0
+	f.mu.Unlock()
+	if last {
+		f.spool.Close()
+	}
 }
 
 func (f *Fill) copy(body io.ReadCloser, w Writer, onBytes func(int)) {
@@ -122,6 +146,7 @@ func (f *Fill) copy(body io.ReadCloser, w Writer, onBytes func(int)) {
 	}
 	f.fills.remove(f)
 	f.update(0, true, err)
+	f.release()
 }
 
 func (f *Fill) update(n int64, done bool, err error) {
@@ -137,18 +162,20 @@ func (f *Fill) update(n int64, done bool, err error) {
 // until the digest is verified: a client never receives a complete body
 // whose digest turned out wrong, only an error.
 func (f *Fill) Reader(ctx context.Context) (io.ReadCloser, error) {
-	file, err := os.Open(f.spool)
-	if err != nil {
-		return nil, err
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.refs == 0 {
+		return nil, fmt.Errorf("fill of %s already released", f.digest)
 	}
-	return &fillReader{f: f, file: file, ctx: ctx}, nil
+	f.refs++
+	return &fillReader{f: f, ctx: ctx}, nil
 }
 
 type fillReader struct {
-	f    *Fill
-	file *os.File
-	ctx  context.Context
-	pos  int64
+	f      *Fill
+	ctx    context.Context
+	pos    int64
+	closed sync.Once
 }
 
 func (r *fillReader) Read(p []byte) (int, error) {
@@ -163,7 +190,7 @@ func (r *fillReader) Read(p []byte) (int, error) {
 		case done && err != nil:
 			return 0, err
 		case r.pos < avail:
-			n, rerr := r.file.ReadAt(p[:min(int64(len(p)), avail-r.pos)], r.pos)
+			n, rerr := r.f.spool.ReadAt(p[:min(int64(len(p)), avail-r.pos)], r.pos)
 			r.pos += int64(n)
 			if rerr != nil && !errors.Is(rerr, io.EOF) {
 				return n, rerr
@@ -180,4 +207,7 @@ func (r *fillReader) Read(p []byte) (int, error) {
 	}
 }
 
-func (r *fillReader) Close() error { return r.file.Close() }
+func (r *fillReader) Close() error {
+	r.closed.Do(r.f.release)
+	return nil
+}

@@ -7,13 +7,15 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/caarlos0/env/v11"
+
 	"github.com/registry-relay/registry-relay/internal/oci"
 	"github.com/registry-relay/registry-relay/internal/registry"
 )
 
 // loadMirror applies DOCKER_HUB_OFFICIAL_IMAGES and FALLBACK_REGISTRY_MAP
 // to the routes and builds the mirror host from DOCKER_REGISTRY_MAP.
-func (c *Config) loadMirror(base string, owner map[string]string) error {
+func (c *Config) loadMirror(environ map[string]string, base string, owner map[string]string) error {
 	all := c.Routes
 	if c.MirrorEnabled {
 		domain, err := accessDomain("MIRROR_ACCESS_DOMAIN", c.MirrorDomain, "mirror", base)
@@ -33,12 +35,38 @@ func (c *Config) loadMirror(base string, owner map[string]string) error {
 		if c.Mirror, err = registry.NewMirror(domain, regMap, c.Routes); err != nil {
 			return fmt.Errorf("DOCKER_REGISTRY_MAP: %w", err)
 		}
+		if err := mirrorRouteAccess(environ, c.Mirror.Routes()); err != nil {
+			return err
+		}
 		all = append(slices.Clone(all), c.Mirror.Routes()...)
 	}
 	if err := c.applyOfficial(all); err != nil {
 		return err
 	}
 	return c.applyFallbacks(all)
+}
+
+// mirrorAccessEnv holds the lists for routes that exist only behind the
+// mirror host (DOCKER_REGISTRY_MAP entries that match no configured route):
+// they have no variables of their own.
+type mirrorAccessEnv struct {
+	AllowRepos []string `env:"MIRROR_ALLOW_REPOS" envSeparator:","`
+	DenyRepos  []string `env:"MIRROR_DENY_REPOS" envSeparator:","`
+	AllowCIDRs []string `env:"MIRROR_ALLOW_CIDRS" envSeparator:","`
+}
+
+func mirrorRouteAccess(environ map[string]string, routes []*registry.Route) error {
+	var me mirrorAccessEnv
+	if err := env.ParseWithOptions(&me, env.Options{Environment: environ}); err != nil {
+		return explain(err, "", &me)
+	}
+	re := routeEnv{AllowRepos: me.AllowRepos, DenyRepos: me.DenyRepos, AllowCIDRs: me.AllowCIDRs}
+	for _, r := range routes {
+		if err := routeAccess(r, "MIRROR_", re); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (c *Config) applyOfficial(routes []*registry.Route) error {

@@ -110,3 +110,17 @@ func TestMirrorErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestMirrorOnlyRoutesGetTheMirrorLists(t *testing.T) {
+	c := load(t, map[string]string{"MIRROR_ALLOW_CIDRS": "10.0.0.0/8", "MIRROR_DENY_REPOS": "bad/*"})
+	r := c.Mirror.ForNamespace("public.ecr.aws")
+	if r == nil || r.AccessDomain != "" {
+		t.Fatalf("public.ecr.aws route = %+v", r)
+	}
+	if len(r.Clients) != 1 || r.Repos.Permits("bad/x") {
+		t.Errorf("mirror-only route lists = %v %+v", r.Clients, r.Repos)
+	}
+	if hub := routeNamed(c, "dockerhub"); len(hub.Clients) != 0 {
+		t.Error("the mirror's lists leaked onto a route with variables of its own")
+	}
+}

@@ -41,7 +41,7 @@ func (c *Config) loadRoutes(environ map[string]string) error {
 		}
 		c.Routes = append(c.Routes, r)
 	}
-	return c.loadMirror(base, owner)
+	return c.loadMirror(environ, base, owner)
 }
 
 func claimDomain(owner map[string]string, domain, varName string) error {

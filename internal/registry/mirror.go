@@ -88,8 +88,14 @@ func (m *Mirror) resolve(key, value string, routes []*Route) (*Route, error) {
 		return nil, fmt.Errorf("%q -> %q: want an upstream host or base URL", key, value)
 	}
 	u.Path = ""
+	name := routeName(u.Host)
+	for _, other := range append(routes, m.extra...) {
+		if other.Name == name {
+			return nil, fmt.Errorf("%q -> %q: its route name %s is already taken", key, value, name)
+		}
+	}
 	r := &Route{
-		Name:         routeName(u.Host),
+		Name:         name,
 		Upstream:     u,
 		Registry:     key,
 		LibraryPatch: key == "docker.io" || u.Host == "registry-1.docker.io",

@@ -111,7 +111,7 @@ func (rl *Relay) authenticateClient(w http.ResponseWriter, r *http.Request, x *e
 		return true
 	}
 	if tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
-		if user, upstream, valid := a.Signer.Verify(tok); valid {
+		if user, upstream, valid := a.Signer.Verify(tok, x.route.Name); valid {
 			x.clientUser = user
 			if upstream != "" {
 				r.Header.Set("Authorization", "Bearer "+upstream)
@@ -121,7 +121,10 @@ func (rl *Relay) authenticateClient(w http.ResponseWriter, r *http.Request, x *e
 			return true
 		}
 	}
-	challenge := `Bearer realm="` + x.scheme + "://" + x.host + `/token",service="` + auth.RelayService + `"`
+	// The realm names the route ("<route>." is a realm id of that route
+	// with no known realm), which the mirror host needs to pick the
+	// upstream of the token request.
+	challenge := `Bearer realm="` + x.scheme + "://" + x.host + "/token/" + x.route.Name + `.",service="` + auth.RelayService + `"`
 	if x.path.Name != "" {
 		challenge += `,scope="repository:` + x.prefix + x.path.Name + `:pull"`
 	}
@@ -133,7 +136,7 @@ func (rl *Relay) authenticateClient(w http.ResponseWriter, r *http.Request, x *e
 
 // tokenIssuer checks a token request's relay credentials and returns what
 // wraps the upstream token, or answers 401 itself.
-func (rl *Relay) tokenIssuer(w http.ResponseWriter, r *http.Request, tr *auth.TokenRequest) (func(string, time.Duration) string, bool) {
+func (rl *Relay) tokenIssuer(w http.ResponseWriter, r *http.Request, tr *auth.TokenRequest, route string) (func(string, time.Duration) (string, time.Duration), bool) {
 	a := rl.opts.Access
 	user, password, ok := tr.Credentials(r)
 	if !ok || !a.Users.Verify(user, password) {
@@ -141,7 +144,8 @@ func (rl *Relay) tokenIssuer(w http.ResponseWriter, r *http.Request, tr *auth.To
 		oci.NewError(http.StatusUnauthorized, oci.CodeUnauthorized, "log in to the relay (docker login) with a relay account").ServeHTTP(w, r)
 		return nil, false
 	}
-	return func(upstream string, ttl time.Duration) string {
-		return a.Signer.Issue(user, upstream, min(ttl, a.TokenTTL))
+	return func(upstream string, ttl time.Duration) (string, time.Duration) {
+		ttl = min(ttl, a.TokenTTL)
+		return a.Signer.Issue(user, route, upstream, ttl), ttl
 	}, true
 }

@@ -1,6 +1,7 @@
 package relay_test
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/registry-relay/registry-relay/internal/auth"
 	"github.com/registry-relay/registry-relay/internal/relaytest"
 )
 
@@ -156,4 +158,60 @@ func TestClientAuthentication(t *testing.T) {
 		t.Errorf("token without relay credentials: %d, want 401", tok.StatusCode)
 	}
 	tok.Body.Close()
+}
+
+// TestClientAuthenticationOnTheMirror: with relay accounts, a containerd
+// style request (?ns=) must get a token for its own upstream, and a relay
+// token issued for one route must not carry its upstream token to another.
+func TestClientAuthenticationOnTheMirror(t *testing.T) {
+	hash, _ := bcrypt.GenerateFromPassword([]byte("relay-pass"), bcrypt.MinCost)
+	htpasswd := filepath.Join(t.TempDir(), "htpasswd")
+	if err := os.WriteFile(htpasswd, []byte("carol:"+string(hash)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	w := newWorld(t, "RELAY_HTPASSWD_FILE", htpasswd)
+	pause := relaytest.PushImage(t, w.k8s, "pause:3.10", relaytest.RandomImage(t, 1, 2048))
+	relaytest.PushImage(t, w.hub, "library/app:1", relaytest.RandomImage(t, 1, 2048))
+	accept := http.Header{"Accept": {"application/vnd.docker.distribution.manifest.v2+json"}}
+
+	// containerd: request, 401 with the relay's challenge, token with
+	// Basic relay credentials, retry.
+	path := "/v2/pause/manifests/3.10?ns=registry.k8s.io"
+	resp := call(t, w.relay, "GET", mirrorHost, path, accept)
+	readAll(t, resp)
+	cs, err := auth.ParseChallenges(resp.Header.Get("WWW-Authenticate"))
+	if resp.StatusCode != http.StatusUnauthorized || err != nil {
+		t.Fatalf("first request: %d %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+	}
+	tokenPath := strings.TrimPrefix(cs[0].Get("realm"), "http://"+mirrorHost) + "?service=" + cs[0].Get("service") + "&scope=" + cs[0].Get("scope")
+	token := func(host, path string) string {
+		t.Helper()
+		req, _ := http.NewRequest("GET", w.relay.URL+path, nil)
+		req.Host = host
+		req.SetBasicAuth("carol", "relay-pass")
+		resp, err := w.relay.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body struct{ Token string }
+		_ = json.NewDecoder(resp.Body).Decode(&body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || body.Token == "" {
+			t.Fatalf("token via %s: %d", path, resp.StatusCode)
+		}
+		return body.Token
+	}
+	k8sToken := token(mirrorHost, tokenPath)
+	accept.Set("Authorization", "Bearer "+k8sToken)
+	resp = call(t, w.relay, "GET", mirrorHost, path, accept)
+	readAll(t, resp)
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Docker-Content-Digest") != pause.String() {
+		t.Fatalf("with the relay token: %d %q", resp.StatusCode, resp.Header.Get("Docker-Content-Digest"))
+	}
+	// The same token on the Docker Hub route is refused by the relay.
+	resp = call(t, w.relay, "GET", hubHost, "/v2/library/app/manifests/1", accept)
+	readAll(t, resp)
+	if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(resp.Header.Get("WWW-Authenticate"), "/token/dockerhub.") {
+		t.Errorf("k8s route's token on the dockerhub route: %d %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+	}
 }

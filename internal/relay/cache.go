@@ -63,6 +63,11 @@ func (rl *Relay) cachedDigest(w http.ResponseWriter, r *http.Request, x *exchang
 		return false
 	}
 	defer content.Close()
+	// A manifest is served only from an entry captured as a manifest: the
+	// same bytes pulled as a blob carry no manifest media type.
+	if ct := content.Meta().ContentType; x.kind == oci.KindManifest && (ct == "" || ct == "application/octet-stream") {
+		return false
+	}
 	if result != cacheStale && !rl.authorized(r, x) {
 		return false
 	}
@@ -115,8 +120,15 @@ func (rl *Relay) cachedBlob(w http.ResponseWriter, r *http.Request, x *exchange)
 	} else if !fill.Wait(r.Context()) {
 		return false
 	}
+	body, err := fill.Reader(r.Context())
+	if err != nil {
+		// The fill ended and let go of its spool: the blob is published,
+		// or the fill failed and the request goes upstream itself.
+		return rl.cachedDigest(w, r, x, digest, cacheHit)
+	}
+	defer body.Close()
 	rl.markCache(x, result)
-	rl.streamFill(w, r, x, fill, result)
+	rl.streamFill(w, r, x, body, fill.Meta().Size, result)
 	return true
 }
 
@@ -135,7 +147,7 @@ func (rl *Relay) startFill(r *http.Request, x *exchange, fill *cache.Fill) bool 
 			req.Header.Set(k, v)
 		}
 	}
-	resp, err := rl.upstream.RoundTrip(req)
+	resp, err := rl.fetch.RoundTrip(req)
 	if err != nil {
 		cancel()
 		fill.Abandon()
@@ -157,26 +169,20 @@ func (rl *Relay) startFill(r *http.Request, x *exchange, fill *cache.Fill) bool 
 		return false
 	}
 	route := x.route.Name
-	fill.Start(&cancelOnClose{resp.Body, cancel}, w, cache.Meta{Size: resp.ContentLength, ContentType: "application/octet-stream"},
+	err = fill.Start(&cancelOnClose{resp.Body, cancel}, w, cache.Meta{Size: resp.ContentLength, ContentType: "application/octet-stream"},
 		func(n int) { rl.opts.Metrics.UpstreamBytes(route, n) })
-	return true
+	return err == nil
 }
 
 // streamFill sends a filling blob to one client. If the fill fails, the
 // connection is cut so the client sees an error, never a short body.
-func (rl *Relay) streamFill(w http.ResponseWriter, r *http.Request, x *exchange, fill *cache.Fill, result string) {
-	body, err := fill.Reader(r.Context())
-	if err != nil {
-		oci.NewError(http.StatusBadGateway, oci.CodeUnavailable, "cache fill unreadable").ServeHTTP(w, r)
-		return
-	}
-	defer body.Close()
+func (rl *Relay) streamFill(w http.ResponseWriter, r *http.Request, x *exchange, body io.Reader, size int64, result string) {
 	h := w.Header()
 	h.Set("Content-Type", "application/octet-stream")
 	h.Set("Docker-Content-Digest", x.path.Reference)
 	h.Set("Docker-Distribution-Api-Version", "registry/2.0")
 	h.Set("X-Relay-Cache", result)
-	if size := fill.Meta().Size; size >= 0 {
+	if size >= 0 {
 		h.Set("Content-Length", strconv.FormatInt(size, 10))
 	}
 	w.WriteHeader(http.StatusOK)

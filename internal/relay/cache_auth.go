@@ -33,15 +33,19 @@ func clientAuthorization(r *http.Request) string {
 // that answers (which may come from a CDN hop without the client's token)
 // are recorded against the client's identity.
 func (rl *Relay) prepareCache(r *http.Request, x *exchange) {
-	x.authKey = cache.Key(x.route.Name, x.upstreamRepo, clientAuthorization(r))
+	// Decisions are per object, not per repository: content is stored by
+	// digest, and the upstream's "yes" for one repository says nothing
+	// about a digest that only exists in another.
+	x.authKey = cache.Key(x.route.Name, x.upstreamRepo+"@"+x.path.Reference, clientAuthorization(r))
 	if x.kind == oci.KindManifest && !x.path.IsDigest() {
 		x.tagKey = cache.TagKey(x.route.Name, x.upstreamRepo, x.path.Reference, r.Header.Get("Accept"))
 	}
 }
 
-// authorized reports whether the upstream lets this client read the
-// repository: from a recent decision, or by asking with a HEAD of the
-// request's own target carrying the client's credentials.
+// authorized reports whether the upstream lets this client read this
+// object in this repository: from a recent decision, or by asking the
+// primary upstream (never a fallback) with a HEAD of the request's own
+// target carrying the client's credentials.
 func (rl *Relay) authorized(r *http.Request, x *exchange) bool {
 	return rl.cache.Authz.Allowed(r.Context(), x.authKey, func(ctx context.Context) (bool, error) {
 		req, err := http.NewRequestWithContext(ctx, http.MethodHead, x.target.String(), nil)
@@ -52,7 +56,7 @@ func (rl *Relay) authorized(r *http.Request, x *exchange) bool {
 			req.Header.Set("Authorization", a)
 		}
 		req.Header.Set("Accept", r.Header.Get("Accept"))
-		resp, err := rl.upstream.RoundTrip(req)
+		resp, err := rl.check.RoundTrip(req)
 		if err != nil {
 			return false, err
 		}

@@ -289,3 +289,56 @@ func TestStaleTagIfUpstreamFails(t *testing.T) {
 		t.Error("a tag older than RELAY_CACHE_STALE_MAX was still served")
 	}
 }
+
+// TestCachedBlobNotServedThroughAnotherRepository: content is stored by
+// digest, so a client allowed to read one repository must not get a
+// private blob cached from another by naming its digest there.
+func TestCachedBlobNotServedThroughAnotherRepository(t *testing.T) {
+	w := newWorld(t, "RELAY_CACHE_DIR", t.TempDir())
+	secret := relaytest.RandomImage(t, 1, 4096)
+	relaytest.PushImage(t, w.hub, "private/secret:v1", secret)
+	relaytest.PushImage(t, w.hub, "library/pub:1", relaytest.RandomImage(t, 1, 1024))
+	alice := &authn.Basic{Username: "alice", Password: "wonderland"}
+	pulled, err := remote.Image(ref(t, "dhcr.test/private/secret:v1"), w.options(t, alice)...)
+	if err != nil || validate.Image(pulled) != nil {
+		t.Fatalf("alice's pull: %v", err)
+	}
+	if _, err := remote.Image(ref(t, "dhcr.test/pub:1"), w.options(t, nil)...); err != nil {
+		t.Fatal(err)
+	}
+	layers, _ := secret.Layers()
+	layer, _ := layers[0].Digest()
+	resp := getWithTokenFlow(t, w, hubHost, "/v2/library/pub/blobs/"+layer.String())
+	readAll(t, resp)
+	if resp.StatusCode == http.StatusOK || resp.Header.Get("X-Relay-Cache") != "" {
+		t.Errorf("private blob served through a public repository: %d, cache %q", resp.StatusCode, resp.Header.Get("X-Relay-Cache"))
+	}
+}
+
+// TestConcurrentSmallBlobFill: the fill of a small blob ends (and its
+// spool is renamed) before most followers start reading; all of them
+// must still get it.
+func TestConcurrentSmallBlobFill(t *testing.T) {
+	up := newBlobUpstream(t, 700, 700, 0)
+	relay, _ := startRelay(t, cacheEnv(t, up.srv.URL, t.TempDir()))
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got, err := getBlob(relay, up.digest, nil)
+			if err == nil && got != up.digest {
+				err = fmt.Errorf("wrong bytes")
+			}
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -78,14 +78,16 @@ func (rl *Relay) serveRegistry(w http.ResponseWriter, r *http.Request) {
 func (rl *Relay) newReverseProxy() *httputil.ReverseProxy {
 	next := withIdleTimeout(rl.opts.Transport, rl.opts.UpstreamIdleTimeout)
 	public := withIdleTimeout(publicHops(rl.opts.Transport), rl.opts.UpstreamIdleTimeout)
+	// The fallback's answers are streamed as they come: no passing blob
+	// redirects to a client that never saw its realm.
+	secondary := &auth.Bearer{Next: newRedirectFollower(next, rl.opts.MaxRedirects, false, public)}
+	following := newRedirectFollower(next, rl.opts.MaxRedirects, false, public)
 	rl.upstream = &fallbackTransport{
-		primary: newRedirectFollower(next, rl.opts.MaxRedirects, rl.opts.PassBlobRedirects, public),
-		// The fallback's answers are streamed as they come: no
-		// passing blob redirects to a client that never saw its realm.
-		secondary: &auth.Bearer{Next: newRedirectFollower(next, rl.opts.MaxRedirects, false, public)},
-		metrics:   rl.opts.Metrics,
-		log:       rl.log,
+		primary:   newRedirectFollower(next, rl.opts.MaxRedirects, rl.opts.PassBlobRedirects, public),
+		secondary: secondary, metrics: rl.opts.Metrics, log: rl.log,
 	}
+	rl.fetch = &fallbackTransport{primary: following, secondary: secondary, metrics: rl.opts.Metrics, log: rl.log}
+	rl.check = following
 	return &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			x := exchangeFrom(pr.In.Context())

@@ -54,10 +54,14 @@ type Relay struct {
 	// upstream is the proxy's transport chain (fallback, redirects), also
 	// used for the cache's own upstream requests.
 	upstream http.RoundTripper
-	cache    *Cache
-	realms   *auth.Realms
-	tokens   *auth.TokenProxy
-	handler  http.Handler
+	// fetch fills the cache: like upstream, but it always follows blob
+	// redirects. check asks the primary upstream only, for cache
+	// authorization decisions.
+	fetch, check http.RoundTripper
+	cache        *Cache
+	realms       *auth.Realms
+	tokens       *auth.TokenProxy
+	handler      http.Handler
 }
 
 // New wires a Relay.
@@ -131,7 +135,8 @@ func (rl *Relay) observe(next http.Handler) http.Handler {
 				slog.String("kind", string(x.kind)), slog.String("path", r.URL.EscapedPath()),
 				slog.Int("status", status), slog.Bool("aborted", p != nil), slog.Int64("bytes", rec.bytes),
 				slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
-				slog.Int("upstream_status", x.upstreamStatus), slog.String("remote", r.RemoteAddr))
+				slog.Int("upstream_status", x.upstreamStatus), slog.String("cache", x.cache),
+				slog.String("user", x.clientUser), slog.String("remote", r.RemoteAddr))
 			if p != nil {
 				panic(p) // net/http aborts the connection quietly on ErrAbortHandler
 			}
@@ -174,7 +179,7 @@ func (rl *Relay) serveToken(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if a := rl.opts.Access; a != nil && a.Users != nil {
-		issue, ok := rl.tokenIssuer(w, r, tr)
+		issue, ok := rl.tokenIssuer(w, r, tr, tg.Route.Name)
 		if !ok {
 			return
 		}
