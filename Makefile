@@ -125,3 +125,23 @@ image:
 	elif command -v buildah >/dev/null; then \
 	  echo "buildah build --layers -t $(IMAGE) ."; buildah build --layers -t $(IMAGE) .; \
 	else echo "make image needs docker (with a running daemon) or buildah; install one, e.g. apt-get install buildah"; exit 1; fi
+
+# Debian packages of the proxies `make bench` compares the relay with.
+BENCH_APT := nginx caddy
+
+.PHONY: bench bench-apt
+
+## bench: the relay's throughput, latency and memory next to the registry,
+## nginx and Caddy, on loopback; writes docs/benchmarks.md. Not part of test or CI.
+bench: build $(BIN)/registry bench-apt
+	$(GO) run ./internal/bench -bin $(BIN) -out docs/benchmarks.md $(BENCHFLAGS)
+
+# As e2e-apt: installs what is missing when running as root with apt; the
+# benchmark skips a proxy that is still missing and says so in its report.
+bench-apt:
+	@missing=""; for p in $(BENCH_APT); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq$$missing >/dev/null || echo "apt-get failed; the benchmark skips$$missing"; \
+	else echo "cannot install$$missing (need root and apt-get); the benchmark skips them"; fi
