@@ -114,27 +114,8 @@ func getBlob(relay *httptest.Server, digest string, onFirstByte func()) (string,
 func TestConcurrentColdPullsFetchOnce(t *testing.T) {
 	up := newBlobUpstream(t, 64<<20, 1<<20, 15*time.Millisecond)
 	relay, a := startRelay(t, cacheEnv(t, up.srv.URL, t.TempDir()))
-	var wg sync.WaitGroup
 	var firstByte atomic.Int64
-	errs := make(chan error, 50)
-	for range 50 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			got, err := getBlob(relay, up.digest, func() { firstByte.CompareAndSwap(0, time.Now().UnixNano()) })
-			if err == nil && got != up.digest {
-				err = fmt.Errorf("client got bytes that do not match the digest")
-			}
-			errs <- err
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	pullConcurrently(t, relay, up.digest, 50, func() { firstByte.CompareAndSwap(0, time.Now().UnixNano()) })
 	if n := up.gets.Load(); n != 1 {
 		t.Errorf("upstream blob GETs = %d, want 1", n)
 	}
@@ -321,15 +302,22 @@ func TestCachedBlobNotServedThroughAnotherRepository(t *testing.T) {
 func TestConcurrentSmallBlobFill(t *testing.T) {
 	up := newBlobUpstream(t, 700, 700, 0)
 	relay, _ := startRelay(t, cacheEnv(t, up.srv.URL, t.TempDir()))
+	pullConcurrently(t, relay, up.digest, 64, nil)
+}
+
+// pullConcurrently has n clients fetch a blob at once and fails the test
+// unless every one of them gets exactly its bytes.
+func pullConcurrently(t *testing.T, relay *httptest.Server, digest string, n int, onFirstByte func()) {
+	t.Helper()
 	var wg sync.WaitGroup
-	errs := make(chan error, 64)
-	for range 64 {
+	errs := make(chan error, n)
+	for range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			got, err := getBlob(relay, up.digest, nil)
-			if err == nil && got != up.digest {
-				err = fmt.Errorf("wrong bytes")
+			got, err := getBlob(relay, digest, onFirstByte)
+			if err == nil && got != digest {
+				err = fmt.Errorf("client got bytes that do not match the digest")
 			}
 			errs <- err
 		}()
