@@ -213,6 +213,11 @@ func TestLoad(t *testing.T) {
 		streams, blobMiB, blobTime.Round(time.Millisecond), total/blobTime.Seconds()/(1<<20), len(failed) == 0)
 	t.Logf("relay peak RSS (VmHWM) %.1f MiB, sampled peak VmRSS %.1f MiB, (peak-idle)/stream %.1f KiB",
 		mib(hwm), mib(peakRSS.Load()), float64(hwm-idleRSS)/float64(streams)/1024)
+	// Memory must grow with transfers, not bytes: 256 MiB is the budget
+	// the deployment's limit and docs/benchmarks.md hold the relay to.
+	if limit := 256.0 * float64(streams) / 1000; mib(hwm) > limit {
+		t.Errorf("relay peak RSS %.1f MiB for %d streams, over the %.0f MiB budget", mib(hwm), streams, limit)
+	}
 
 	// Phase 2: manifest HEADs at fixed concurrency.
 	lat, herrs := headManifests(client, addr, heads, conc)
