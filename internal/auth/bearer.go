@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -116,23 +117,34 @@ func (b *Bearer) fetch(req *http.Request, c Challenge) (string, time.Duration, e
 	if resp.StatusCode != http.StatusOK {
 		return "", 0, fmt.Errorf("token service answered %d", resp.StatusCode)
 	}
+	tok, ttl, err := readToken(resp.Body)
+	if err != nil {
+		return "", 0, err
+	}
+	// Cached at least a minute, however short a lifetime the realm names.
+	return tok, max(ttl, defaultTokenTTL), nil
+}
+
+// readToken reads a token response: "token" or, failing that,
+// "access_token" (OAuth2), and its lifetime, the distribution spec's
+// default of 60 s when "expires_in" names none.
+func readToken(r io.Reader) (string, time.Duration, error) {
 	var body struct {
 		Token       string `json:"token"`
 		AccessToken string `json:"access_token"`
 		ExpiresIn   int    `json:"expires_in"`
 	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, maxTokenBody)).Decode(&body); err != nil {
+	if err := json.NewDecoder(io.LimitReader(r, maxTokenBody)).Decode(&body); err != nil {
 		return "", 0, fmt.Errorf("token response: %w", err)
 	}
-	tok := body.Token
-	if tok == "" {
-		tok = body.AccessToken
-	}
+	tok := cmp.Or(body.Token, body.AccessToken)
 	if tok == "" {
 		return "", 0, fmt.Errorf("token response has no token")
 	}
-	// The distribution spec's default lifetime is 60 s when none is given.
-	ttl := time.Duration(max(body.ExpiresIn, 60)) * time.Second
+	ttl := defaultTokenTTL
+	if body.ExpiresIn > 0 {
+		ttl = time.Duration(body.ExpiresIn) * time.Second
+	}
 	return tok, ttl, nil
 }
 

@@ -1,7 +1,7 @@
 package auth
 
 import (
-	"cmp"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
@@ -60,20 +60,12 @@ func (p *TokenProxy) serveWrapped(w http.ResponseWriter, r *http.Request, tr *To
 		writeTokenResponse(w, r, resp, body)
 		return resp.StatusCode, true
 	}
-	var tok struct {
-		Token       string `json:"token"`
-		AccessToken string `json:"access_token"`
-		ExpiresIn   int    `json:"expires_in"`
-	}
-	if json.Unmarshal(body, &tok) != nil || (tok.Token == "" && tok.AccessToken == "") {
+	tok, ttl, err := readToken(bytes.NewReader(body))
+	if err != nil {
 		oci.NewError(http.StatusBadGateway, oci.CodeUnavailable, "token service answered without a token").ServeHTTP(w, r)
 		return resp.StatusCode, true
 	}
-	ttl := defaultTokenTTL
-	if tok.ExpiresIn > 0 {
-		ttl = time.Duration(tok.ExpiresIn) * time.Second
-	}
-	writeToken(w)(tg.Issue(cmp.Or(tok.Token, tok.AccessToken), ttl))
+	writeToken(w)(tg.Issue(tok, ttl))
 	return resp.StatusCode, true
 }
 

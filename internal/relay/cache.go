@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/registry-relay/registry-relay/internal/auth"
 	"github.com/registry-relay/registry-relay/internal/cache"
 	"github.com/registry-relay/registry-relay/internal/oci"
 )
@@ -142,10 +141,13 @@ func (rl *Relay) startFill(r *http.Request, x *exchange, fill *cache.Fill) bool 
 		fill.Abandon()
 		return false
 	}
-	for _, k := range []string{"Authorization", "User-Agent", "Accept"} {
-		if v := r.Header.Get(k); v != "" && v != "Bearer "+auth.AnonymousToken {
+	for _, k := range []string{"User-Agent", "Accept"} {
+		if v := r.Header.Get(k); v != "" {
 			req.Header.Set(k, v)
 		}
+	}
+	if a := clientAuthorization(r); a != "" {
+		req.Header.Set("Authorization", a)
 	}
 	resp, err := rl.fetch.RoundTrip(req)
 	if err != nil {

@@ -20,6 +20,11 @@ import (
 // before it is replaced.
 const maxErrorBody = 64 << 10
 
+// readOnly is the answer to any write: the relay only pulls.
+func readOnly(method string) *oci.Error {
+	return oci.NewError(http.StatusMethodNotAllowed, oci.CodeUnsupported, "registry-relay is read-only: "+method+" is not supported")
+}
+
 // serveRegistry handles /v2/…: parse, refuse what a read-only relay must
 // not do, patch the repository for the upstream, then proxy.
 func (rl *Relay) serveRegistry(w http.ResponseWriter, r *http.Request) {
@@ -35,7 +40,7 @@ func (rl *Relay) serveRegistry(w http.ResponseWriter, r *http.Request) {
 	x.kind, x.path = p.Kind, p
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
-		oci.NewError(http.StatusMethodNotAllowed, oci.CodeUnsupported, "registry-relay is read-only: "+r.Method+" is not supported").ServeHTTP(w, r)
+		readOnly(r.Method).ServeHTTP(w, r)
 		return
 	}
 	if p.Upload {
@@ -97,8 +102,8 @@ func (rl *Relay) newReverseProxy() *httputil.ReverseProxy {
 			// are for the relay's domain, never the upstream's.
 			pr.Out.Header.Del("Cookie")
 			pr.Out.Header.Del("X-Real-Ip")
-			if pr.Out.Header.Get("Authorization") == "Bearer "+auth.AnonymousToken {
-				pr.Out.Header.Del("Authorization") // the mirror's stand-in for "no token needed"
+			if clientAuthorization(pr.In) == "" {
+				pr.Out.Header.Del("Authorization") // none, or the mirror's stand-in for "no token needed"
 			}
 		},
 		Transport:  rl.upstream,

@@ -90,7 +90,7 @@ func New(opts Options) *Relay {
 	r.HandleFunc("/v2", rl.serveRegistry)
 	r.HandleFunc("/v2/*", rl.serveRegistry)
 	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
-		oci.NewError(http.StatusMethodNotAllowed, oci.CodeUnsupported, "registry-relay is read-only: "+r.Method+" is not supported").ServeHTTP(w, r)
+		readOnly(r.Method).ServeHTTP(w, r)
 	})
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		oci.NewError(http.StatusNotFound, oci.CodeNameUnknown, "not a registry API path").ServeHTTP(w, r)
