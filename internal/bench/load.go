@@ -165,7 +165,12 @@ var manifestAccept = strings.Join([]string{
 
 // getManifest GETs the small manifest by tag.
 func getManifest(ctx context.Context, c *http.Client, t *target) error {
-	req, err := newRequest(ctx, http.MethodGet, t.manifestURL(smallRepo, smallTag), t.host)
+	return requestManifest(ctx, c, t, http.MethodGet)
+}
+
+// requestManifest sends one GET or HEAD for the small manifest by tag.
+func requestManifest(ctx context.Context, c *http.Client, t *target, method string) error {
+	req, err := newRequest(ctx, method, t.manifestURL(smallRepo, smallTag), t.host)
 	if err != nil {
 		return err
 	}
@@ -176,7 +181,7 @@ func getManifest(ctx context.Context, c *http.Client, t *target) error {
 	}
 	defer drain(resp)
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET manifest via %s: %s", t.name, resp.Status)
+		return fmt.Errorf("%s manifest via %s: %s", method, t.name, resp.Status)
 	}
 	return nil
 }
@@ -190,20 +195,7 @@ type latency struct {
 // headLatency sends manifest HEADs by tag from conc workers for dur.
 func headLatency(ctx context.Context, c *http.Client, t *target, conc int, dur time.Duration) (latency, error) {
 	return loop(ctx, conc, dur, func(ctx context.Context) error {
-		req, err := newRequest(ctx, http.MethodHead, t.manifestURL(smallRepo, smallTag), t.host)
-		if err != nil {
-			return err
-		}
-		req.Header.Set("Accept", manifestAccept)
-		resp, err := c.Do(req)
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("HEAD manifest via %s: %s", t.name, resp.Status)
-		}
-		return nil
+		return requestManifest(ctx, c, t, http.MethodHead)
 	})
 }
 
