@@ -67,6 +67,7 @@ func demoEnv(environ map[string]string, ups *upstreams) map[string]string {
 	e := maps.Clone(environ)
 	e["DOCKERHUB_ACCESS_DOMAIN"] = "localhost"
 	e["DOCKERHUB_UPSTREAM"] = ups.dockerHub.URL
+	e["DOCKERHUB_AUTH_HOSTS"] = ups.issuer.Host
 	e["K8S_ACCESS_DOMAIN"] = "127.0.0.1"
 	e["K8S_UPSTREAM"] = ups.k8s.URL
 	defaults := map[string]string{

@@ -27,9 +27,9 @@ var ErrNoTokenAuth = errors.New("upstream does not use token authentication")
 var ErrRealmRefused = errors.New("token realm refused")
 
 // ValidateRealm checks an upstream-advertised realm against the route's
-// allow-list. A built-in upstream may only send clients' credentials to its
-// known auth hosts, and only over https when the upstream itself is https;
-// an operator-overridden upstream is trusted to name its own realm.
+// allow-list (Route.AuthHostAllowed): a realm is where the relay sends
+// clients' credentials and its own account's, so an operator-overridden
+// upstream is held to it as strictly as a built-in one.
 func ValidateRealm(route *registry.Route, realm string) (*url.URL, error) {
 	u, err := url.Parse(realm)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
@@ -38,9 +38,9 @@ func ValidateRealm(route *registry.Route, realm string) (*url.URL, error) {
 	if u.Scheme == "http" && route.Upstream.Scheme == "https" {
 		return nil, fmt.Errorf("%w: %q would downgrade an https upstream to plain http", ErrRealmRefused, realm)
 	}
-	if !route.UpstreamOverridden && !route.AuthHostAllowed(u) {
-		return nil, fmt.Errorf("%w: host %q is not an allowed auth host of route %s (extend it with the route's _AUTH_HOSTS variable)",
-			ErrRealmRefused, u.Hostname(), route.Name)
+	if !route.AuthHostAllowed(u) {
+		return nil, fmt.Errorf("%w: host %q is not an allowed auth host of route %s (list it, with its port if not the default, in %s_AUTH_HOSTS)",
+			ErrRealmRefused, u.Host, route.Name, strings.ToUpper(route.Name))
 	}
 	u.Fragment = ""
 	return u, nil

@@ -71,8 +71,8 @@ func route(t *testing.T, name, upstream string, overridden bool, authHosts ...st
 func TestValidateRealm(t *testing.T) {
 	hub := route(t, "dockerhub", "https://registry-1.docker.io", false, "auth.docker.io", "auth.ipv6.docker.com")
 	gcr := route(t, "gcr", "https://gcr.io", false)
-	overriddenHTTP := route(t, "dockerhub", "http://127.0.0.1:5000", true)
-	overriddenHTTPS := route(t, "quay", "https://mirror.internal", true)
+	overriddenHTTP := route(t, "dockerhub", "http://127.0.0.1:5000", true, "tokens.internal:9000", "auth.example")
+	overriddenHTTPS := route(t, "quay", "https://mirror.internal", true, "auth.example")
 
 	tests := []struct {
 		name  string
@@ -92,8 +92,14 @@ func TestValidateRealm(t *testing.T) {
 		{"non-http scheme", hub, "ftp://auth.docker.io/token", ""},
 		{"relative", hub, "/token", ""},
 		{"not a URL", hub, "://", ""},
-		{"overridden any host", overriddenHTTP, "http://tokens.internal:9000/auth", "http://tokens.internal:9000/auth"},
-		{"overridden https realm", overriddenHTTP, "https://auth.example/token", "https://auth.example/token"},
+		{"overridden listed host:port", overriddenHTTP, "http://tokens.internal:9000/auth", "http://tokens.internal:9000/auth"},
+		{"overridden listed host, https", overriddenHTTP, "https://auth.example/token", "https://auth.example/token"},
+		{"overridden own origin", overriddenHTTP, "http://127.0.0.1:5000/token", "http://127.0.0.1:5000/token"},
+		{"overridden unlisted host", overriddenHTTP, "http://tokens.other:9000/auth", ""},
+		{"overridden listed host, other port", overriddenHTTP, "http://tokens.internal:9001/auth", ""},
+		{"overridden host without port, other port", overriddenHTTP, "https://auth.example:8443/token", ""},
+		{"overridden upstream host, other port", overriddenHTTP, "http://127.0.0.1:5001/latest/meta-data/", ""},
+		{"overridden link-local metadata", overriddenHTTP, "http://169.254.169.254/latest/meta-data/", ""},
 		{"overridden still no downgrade", overriddenHTTPS, "http://auth.example/token", ""},
 		{"overridden still no other scheme", overriddenHTTP, "file:///etc/passwd", ""},
 		{"overridden still no userinfo", overriddenHTTP, "http://u@auth.example/token", ""},

@@ -32,10 +32,13 @@ const formReadTimeout = 30 * time.Second
 // token request to the realm its route's upstream advertised, with scopes
 // patched for the upstream and the client's credentials untouched.
 type TokenProxy struct {
-	// Client talks to realms; it must not follow redirects.
-	Client *http.Client
-	Realms *Realms
-	Log    *slog.Logger
+	// Transport returns what carries a route's requests to its realms. A
+	// realm is a destination an upstream named, so this is the route's
+	// guarded transport (public addresses only unless the route's own
+	// upstream is on the operator's network); redirects are not followed.
+	Transport func(*registry.Route) http.RoundTripper
+	Realms    *Realms
+	Log       *slog.Logger
 }
 
 // TokenRequest is a client's token request, read once so that its scopes
@@ -140,7 +143,7 @@ func (p *TokenProxy) Serve(w http.ResponseWriter, r *http.Request, tr *TokenRequ
 		oci.NewError(http.StatusInternalServerError, oci.CodeUnknown, "building the token request failed").ServeHTTP(w, r)
 		return 0, false
 	}
-	resp, err := p.Client.Do(out)
+	resp, err := p.Transport(route).RoundTrip(out)
 	if err != nil {
 		p.Log.Warn("token request failed", "route", route.Name, "realm_host", realm.Host, "err", err)
 		oci.UpstreamError(err).ServeHTTP(w, r)
@@ -166,12 +169,16 @@ func (p *TokenProxy) upstreamRequest(r *http.Request, tr *TokenRequest, route *r
 		params[k] = slices.Clone(vs)
 	}
 	patchScopes(params, mapName)
-	useRelayAccount := route.Credentials != nil && r.Header.Get("Authorization") == "" && !tr.post
+	denied := restrictScopes(params, route)
+	useRelayAccount := route.Credentials != nil && ClientCredential(r.Header) == "" && !tr.post
 	if useRelayAccount {
 		// The relay's account pulls for anonymous clients, and only pulls.
 		for i, s := range params["scope"] {
 			params["scope"][i] = pullOnly(s)
 		}
+	}
+	if denied > 0 {
+		p.Log.Info("token request: dropped scopes the route's repository policy refuses", "route", route.Name, "dropped", denied)
 	}
 	u := *realm
 	var body io.Reader
@@ -188,10 +195,13 @@ func (p *TokenProxy) upstreamRequest(r *http.Request, tr *TokenRequest, route *r
 	if err != nil {
 		return nil, err
 	}
-	for _, h := range []string{"Authorization", "User-Agent", "Accept"} {
+	for _, h := range []string{"User-Agent", "Accept"} {
 		if v := r.Header.Values(h); len(v) > 0 {
 			out.Header[h] = v
 		}
+	}
+	if a := ClientCredential(r.Header); a != "" {
+		out.Header.Set("Authorization", a)
 	}
 	if tr.post {
 		out.Header.Set("Content-Type", "application/x-www-form-urlencoded")
@@ -200,6 +210,41 @@ func (p *TokenProxy) upstreamRequest(r *http.Request, tr *TokenRequest, route *r
 		out.SetBasicAuth(route.Credentials.Username, route.Credentials.Password)
 	}
 	return out, nil
+}
+
+// restrictScopes drops every repository scope the route's repository
+// policy refuses (<NAME>_ALLOW_REPOS, _DENY_REPOS), before any upstream
+// token request: a token for a denied repository, minted with the
+// client's or the relay's own account, would let a client pull it from
+// the upstream directly. It returns how many scopes it dropped; empty
+// scope values are removed.
+func restrictScopes(params url.Values, route *registry.Route) int {
+	var kept []string
+	dropped := 0
+	for _, s := range params["scope"] {
+		before := len(strings.Fields(s))
+		s = registry.FilterScopes(s, route.Repos.Permits)
+		dropped += before - len(strings.Fields(s))
+		if s != "" {
+			kept = append(kept, s)
+		}
+	}
+	if kept == nil {
+		params.Del("scope")
+	} else {
+		params["scope"] = kept
+	}
+	return dropped
+}
+
+// ClientCredential is the Authorization a client sent for the upstream;
+// the relay's stand-in token (AnonymousToken) means none, and is never
+// sent anywhere.
+func ClientCredential(h http.Header) string {
+	if a := h.Get("Authorization"); a != "Bearer "+AnonymousToken {
+		return a
+	}
+	return ""
 }
 
 // pullOnly reduces every repository scope in s to the pull action and

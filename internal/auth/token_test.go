@@ -63,9 +63,11 @@ func newFixture(t *testing.T, challenge func(tokenURL string) string, token http
 	t.Cleanup(upstream.Close)
 
 	up, _ := url.Parse(upstream.URL)
-	fx.route = &registry.Route{Name: "dockerhub", Upstream: up, UpstreamOverridden: true, LibraryPatch: true}
+	fx.route = &registry.Route{Name: "dockerhub", Upstream: up, UpstreamOverridden: true, LibraryPatch: true,
+		AuthHosts: []string{tokenSrv.Listener.Addr().String()}}
 	client := &http.Client{CheckRedirect: noRedirects}
-	fx.proxy = &auth.TokenProxy{Client: client, Realms: auth.NewRealms(client), Log: slog.New(slog.DiscardHandler)}
+	fx.proxy = &auth.TokenProxy{Realms: auth.NewRealms(client), Log: slog.New(slog.DiscardHandler),
+		Transport: func(*registry.Route) http.RoundTripper { return http.DefaultTransport }}
 	return fx
 }
 
@@ -277,23 +279,22 @@ func TestTokenProxyDiscoveryFailures(t *testing.T) {
 	tests := []struct {
 		name       string
 		challenge  func(string) string
-		overridden bool
 		wantStatus int
 		wantCode   oci.ErrorCode
 	}{
-		{"anonymous upstream", func(string) string { return "" }, true, http.StatusNotFound, oci.CodeUnsupported},
-		{"basic only", func(string) string { return `Basic realm="registry"` }, true, http.StatusNotFound, oci.CodeUnsupported},
-		{"unparsable challenge", func(string) string { return `Bearer realm="x` }, true, http.StatusNotFound, oci.CodeUnsupported},
-		{"realm host not allowed", func(string) string { return `Bearer realm="http://auth.invalid/token"` }, false, http.StatusBadGateway, oci.CodeDenied},
-		{"realm with userinfo", func(string) string { return `Bearer realm="http://u:p@auth.invalid/token"` }, true, http.StatusBadGateway, oci.CodeDenied},
-		{"token server unreachable", func(string) string { return bearerChallenge(closed.URL) }, true, http.StatusBadGateway, oci.CodeUnavailable},
+		{"anonymous upstream", func(string) string { return "" }, http.StatusNotFound, oci.CodeUnsupported},
+		{"basic only", func(string) string { return `Basic realm="registry"` }, http.StatusNotFound, oci.CodeUnsupported},
+		{"unparsable challenge", func(string) string { return `Bearer realm="x` }, http.StatusNotFound, oci.CodeUnsupported},
+		{"realm host not allowed", func(string) string { return `Bearer realm="http://auth.invalid/token"` }, http.StatusBadGateway, oci.CodeDenied},
+		{"realm with userinfo", func(string) string { return `Bearer realm="http://u:p@auth.invalid/token"` }, http.StatusBadGateway, oci.CodeDenied},
+		{"token server unreachable", func(string) string { return bearerChallenge(closed.URL) }, http.StatusBadGateway, oci.CodeUnavailable},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			fx := newFixture(t, tt.challenge, func(w http.ResponseWriter, _ *http.Request) {
 				t.Error("token server must not be contacted")
 			})
-			fx.route.UpstreamOverridden = tt.overridden
+			fx.route.AuthHosts = append(fx.route.AuthHosts, closed.Listener.Addr().String())
 			rec, status := fx.serve(httptest.NewRequest(http.MethodGet, "/token?scope=repository:nginx:pull", nil))
 			if rec.Code != tt.wantStatus || status != 0 {
 				t.Fatalf("status = %d (returned %d), want %d (0); body %s", rec.Code, status, tt.wantStatus, rec.Body)
@@ -318,8 +319,12 @@ func TestTokenProxyUpstreamUnreachable(t *testing.T) {
 func TestRealmsLearn(t *testing.T) {
 	fx := newFixture(t, func(string) string { t.Error("no ping expected"); return "" }, jsonToken)
 	rs := auth.NewRealms(http.DefaultClient)
+	fx.route.AuthHosts = append(fx.route.AuthHosts, "tokens.example", "refresh.example")
 	if _, err := rs.Learn(fx.route, "ftp://x/token"); err == nil {
 		t.Fatal("Learn accepted an ftp realm")
+	}
+	if _, err := rs.Learn(fx.route, "http://elsewhere.example/token"); err == nil {
+		t.Fatal("Learn accepted a realm host the route does not list")
 	}
 	anonID, err := rs.Learn(fx.route, "http://tokens.example/token")
 	if err != nil {

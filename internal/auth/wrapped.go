@@ -49,7 +49,7 @@ func (p *TokenProxy) serveWrapped(w http.ResponseWriter, r *http.Request, tr *To
 		oci.NewError(http.StatusInternalServerError, oci.CodeUnknown, "building the token request failed").ServeHTTP(w, r)
 		return 0, false
 	}
-	resp, err := p.Client.Do(out)
+	resp, err := p.Transport(tg.Route).RoundTrip(out)
 	if err != nil {
 		oci.UpstreamError(err).ServeHTTP(w, r)
 		return 0, true

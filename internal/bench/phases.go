@@ -18,6 +18,7 @@ func (r *runner) setUp(ctx context.Context) error {
 		return err
 	}
 	r.issuer = issuer
+	r.st.authHost = issuer.Host
 	upstream, root, err := r.st.startRegistry(ctx, "registry", nil)
 	if err != nil {
 		return err

@@ -38,6 +38,8 @@ type stack struct {
 	dir   string // temporary root, removed by close
 	bin   string // directory of registry-relay and registry
 	procs []*proc
+	// authHost is the token issuer's host:port, for DOCKERHUB_AUTH_HOSTS.
+	authHost string
 }
 
 func (s *stack) close() {
@@ -121,7 +123,7 @@ func (s *stack) startRelay(ctx context.Context, name, upstream, tokenUpstream st
 		"RELAY_LOG_LEVEL=warn", "RELAY_BASE_DOMAIN=" + baseDomain,
 		"RELAY_SHUTDOWN_DELAY=0s", "RELAY_PUBLIC_SCHEME=http",
 		"K8S_ACCESS_DOMAIN=127.0.0.1", "K8S_UPSTREAM=" + upstream,
-		"DOCKERHUB_UPSTREAM=" + tokenUpstream,
+		"DOCKERHUB_UPSTREAM=" + tokenUpstream, "DOCKERHUB_AUTH_HOSTS=" + s.authHost,
 	}
 	for k, v := range extra {
 		if v == "{dir}" {

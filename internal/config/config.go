@@ -84,12 +84,15 @@ type routeEnv struct {
 	AccessDomain string   `env:"ACCESS_DOMAIN"`
 	Upstream     string   `env:"UPSTREAM"`
 	AuthHosts    []string `env:"AUTH_HOSTS" envSeparator:","`
-	Username     string   `env:"USERNAME"`
-	AllowRepos   []string `env:"ALLOW_REPOS" envSeparator:","`
-	DenyRepos    []string `env:"DENY_REPOS" envSeparator:","`
-	AllowCIDRs   []string `env:"ALLOW_CIDRS" envSeparator:","`
-	Password     string   `env:"PASSWORD"`
-	PasswordFile string   `env:"PASSWORD_FILE"`
+	// CredentialHosts are redirect targets that still get the client's
+	// token (lscr.io's ghcr.io), for routes pointed at another upstream.
+	CredentialHosts []string `env:"CREDENTIAL_HOSTS" envSeparator:","`
+	Username        string   `env:"USERNAME"`
+	AllowRepos      []string `env:"ALLOW_REPOS" envSeparator:","`
+	DenyRepos       []string `env:"DENY_REPOS" envSeparator:","`
+	AllowCIDRs      []string `env:"ALLOW_CIDRS" envSeparator:","`
+	Password        string   `env:"PASSWORD"`
+	PasswordFile    string   `env:"PASSWORD_FILE"`
 	// Custom routes only.
 	LibraryPatch bool   `env:"LIBRARY_PATCH" envDefault:"false"`
 	Registry     string `env:"REGISTRY"`

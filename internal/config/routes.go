@@ -3,10 +3,12 @@ package config
 import (
 	"cmp"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/caarlos0/env/v11"
@@ -83,18 +85,8 @@ func buildRoute(b registry.Builtin, re routeEnv, base string) (*registry.Route, 
 	if err != nil {
 		return nil, err
 	}
-	r := &registry.Route{
-		Name:            b.Name,
-		AccessDomain:    domain,
-		LibraryPatch:    b.LibraryPatch,
-		Registry:        b.Registry,
-		AuthHosts:       normalizeHosts(b.AuthHosts),
-		CredentialHosts: normalizeHosts(b.CredentialHosts),
-	}
-	upstream := b.Upstream
-	if re.Upstream != "" {
-		upstream, r.UpstreamOverridden = re.Upstream, b.Upstream != ""
-	}
+	r := &registry.Route{Name: b.Name, AccessDomain: domain, LibraryPatch: b.LibraryPatch, Registry: b.Registry}
+	upstream := cmp.Or(re.Upstream, b.Upstream)
 	if upstream == "" {
 		return nil, fmt.Errorf("%sUPSTREAM is required for a custom route", prefix)
 	}
@@ -104,11 +96,22 @@ func buildRoute(b registry.Builtin, re routeEnv, base string) (*registry.Route, 
 	if b.Upstream != "" {
 		builtin, _ := url.Parse(b.Upstream)
 		r.BuiltinUpstreamHost = builtin.Host
+		// The built-in table's auth and credential hosts belong to the
+		// built-in upstream: a route pointed elsewhere trusts only the
+		// hosts its operator lists.
+		r.UpstreamOverridden = !(r.Upstream.Scheme == builtin.Scheme && registry.SameHost(r.Upstream.Host, builtin.Host) &&
+			registry.EffectivePort(r.Upstream) == registry.EffectivePort(builtin))
+		if !r.UpstreamOverridden {
+			r.AuthHosts, r.CredentialHosts = normalizeHosts(b.AuthHosts), normalizeHosts(b.CredentialHosts)
+		}
 	} else {
 		r.LibraryPatch = re.LibraryPatch
 		r.Registry = cmp.Or(re.Registry, r.Upstream.Host)
 	}
-	if err := addAuthHosts(r, prefix, re.AuthHosts); err != nil {
+	if r.AuthHosts, err = appendHosts(r.AuthHosts, prefix+"AUTH_HOSTS", re.AuthHosts); err != nil {
+		return nil, err
+	}
+	if r.CredentialHosts, err = appendHosts(r.CredentialHosts, prefix+"CREDENTIAL_HOSTS", re.CredentialHosts); err != nil {
 		return nil, err
 	}
 	if err := routeAccess(r, prefix, re); err != nil {
@@ -132,16 +135,39 @@ func accessDomain(varName, set, sub, base string) (string, error) {
 	return domain, nil
 }
 
-func addAuthHosts(r *registry.Route, prefix string, hosts []string) error {
-	for _, h := range hosts {
-		if h = strings.TrimSpace(h); h != "" {
-			if strings.ContainsAny(h, "/:@ ") {
-				return fmt.Errorf("%sAUTH_HOSTS: %q is not a host name", prefix, h)
-			}
-			r.AuthHosts = append(r.AuthHosts, registry.NormalizeHost(h))
+// appendHosts adds a list of "host" or "host:port" entries (AUTH_HOSTS,
+// CREDENTIAL_HOSTS) to hosts, normalized as registry.HostMatches reads
+// them.
+func appendHosts(hosts []string, varName string, values []string) ([]string, error) {
+	for _, v := range values {
+		v = strings.TrimSpace(v)
+		if v == "" {
+			continue
 		}
+		h, err := hostPattern(v)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %q is not a host or host:port: %w", varName, v, err)
+		}
+		hosts = append(hosts, h)
 	}
-	return nil
+	return hosts, nil
+}
+
+func hostPattern(v string) (string, error) {
+	if strings.ContainsAny(v, "/@ ?#") {
+		return "", fmt.Errorf("want no scheme, path or user")
+	}
+	host, port, err := net.SplitHostPort(v)
+	if err != nil {
+		if strings.Contains(strings.Trim(v, "[]"), ":") && !strings.HasPrefix(v, "[") {
+			return "", fmt.Errorf("an IPv6 address needs brackets")
+		}
+		return registry.NormalizeHost(v), nil
+	}
+	if n, perr := strconv.Atoi(port); perr != nil || n < 1 || n > 65535 {
+		return "", fmt.Errorf("bad port %q", port)
+	}
+	return net.JoinHostPort(registry.NormalizeHost(host), port), nil
 }
 
 // credentials reads the relay's own account for a route; the password may

@@ -61,14 +61,17 @@ func newWorld(t *testing.T) *world {
 		"K8S_UPSTREAM":         w.anonURL,
 		"QUAY_UPSTREAM":        "http://" + freeAddr(t), // nothing listens: the upstream is down
 		"MIRROR_ACCESS_DOMAIN": mirrorDomain,
+		"DOCKERHUB_AUTH_HOSTS": w.issuer.Host,
+		"GHCR_AUTH_HOSTS":      w.issuer.Host,
 	})
 	w.guarded = startRelay(t, map[string]string{
-		"RELAY_BASE_DOMAIN":   "relay-e2e.test",
-		"DOCKERHUB_UPSTREAM":  w.authURL,
-		"K8S_UPSTREAM":        w.anonURL,
-		"RELAY_HTPASSWD_FILE": htpasswd(t, relayUser),
-		"DOCKERHUB_USERNAME":  upstreamUser.user,
-		"DOCKERHUB_PASSWORD":  upstreamUser.password,
+		"RELAY_BASE_DOMAIN":    "relay-e2e.test",
+		"DOCKERHUB_UPSTREAM":   w.authURL,
+		"K8S_UPSTREAM":         w.anonURL,
+		"RELAY_HTPASSWD_FILE":  htpasswd(t, relayUser),
+		"DOCKERHUB_USERNAME":   upstreamUser.user,
+		"DOCKERHUB_PASSWORD":   upstreamUser.password,
+		"DOCKERHUB_AUTH_HOSTS": w.issuer.Host,
 	})
 	return w
 }

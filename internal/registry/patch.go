@@ -45,3 +45,16 @@ func ScopeRepository(scope string) (string, bool) {
 	}
 	return rest[:i], true
 }
+
+// FilterScopes drops the repository scopes of a space-separated scope
+// value whose name keep refuses; other scopes (registry:catalog:*) stay.
+func FilterScopes(scope string, keep func(string) bool) string {
+	var out []string
+	for _, f := range strings.Fields(scope) {
+		if name, ok := ScopeRepository(f); ok && !keep(name) {
+			continue
+		}
+		out = append(out, f)
+	}
+	return strings.Join(out, " ")
+}

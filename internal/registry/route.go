@@ -19,15 +19,19 @@ type Route struct {
 	AccessDomain string
 	// Upstream is the upstream registry's base URL (scheme and host, no path).
 	Upstream *url.URL
-	// UpstreamOverridden is set when the operator replaced the built-in
-	// upstream; the relay then trusts the realm that upstream advertises.
+	// UpstreamOverridden is set when the operator pointed a built-in route
+	// at another host; the built-in auth and credential hosts then do not
+	// apply, only those the operator lists.
 	UpstreamOverridden bool
-	// AuthHosts are the hosts a token realm may point to. Token requests
-	// go nowhere else.
+	// AuthHosts are the hosts, besides the upstream's own origin, that a
+	// token realm may point to: "host" (the scheme's default port) or
+	// "host:port". Token requests go nowhere else.
 	AuthHosts []string
 	// CredentialHosts are redirect targets, other than the upstream host
 	// itself, that may still receive the client's Authorization header
-	// (lscr.io hands pulls over to ghcr.io, which wants the same token).
+	// (lscr.io hands pulls over to ghcr.io, which wants the same token),
+	// in AuthHosts' form. Their answers count as the upstream's own: a
+	// challenge from one of them is acted on, one from any other hop is not.
 	CredentialHosts []string
 	// LibraryPatch inserts Docker Hub's implicit "library/" namespace.
 	LibraryPatch bool
@@ -70,34 +74,67 @@ func (r *Route) Repository(name string) string {
 }
 
 // AuthHostAllowed reports whether a token realm at u may be contacted:
-// the upstream itself (same scheme, host and port), or one of the route's
-// auth hosts on the scheme's default port.
+// the upstream's own origin (same scheme, host and port), or one of the
+// route's auth hosts, never over plain http when the upstream is https.
+// An overridden upstream is held to the same rule: its realm host must be
+// listed in <NAME>_AUTH_HOSTS.
 func (r *Route) AuthHostAllowed(u *url.URL) bool {
-	if u.Scheme == r.Upstream.Scheme && NormalizeHost(u.Host) == NormalizeHost(r.Upstream.Host) && effectivePort(u) == effectivePort(r.Upstream) {
+	if r.sameOrigin(u) {
 		return true
 	}
-	defaultPort := map[string]string{"https": "443", "http": "80"}[u.Scheme]
-	return effectivePort(u) == defaultPort && slices.Contains(r.AuthHosts, NormalizeHost(u.Host))
-}
-
-func effectivePort(u *url.URL) string {
-	if p := u.Port(); p != "" {
-		return p
-	}
-	return map[string]string{"https": "443", "http": "80"}[u.Scheme]
+	return !r.downgrades(u) && slices.ContainsFunc(r.AuthHosts, func(p string) bool { return HostMatches(p, u) })
 }
 
 // KeepsCredentials reports whether a redirect to u may carry the client's
-// Authorization header. Only the upstream's exact host (and port) and the
-// route's credential hosts qualify: Go's client would also keep it for
+// Authorization header. Only the upstream's exact origin and the route's
+// credential hosts qualify: Go's client would also keep it for
 // subdomains, and signed CDN URLs (cdn01.quay.io, *.data.mcr.microsoft.com)
-// reject requests that carry one.
+// reject requests that carry one. The same hosts are the ones whose
+// answers speak for the upstream (see SpeaksFor).
 func (r *Route) KeepsCredentials(u *url.URL) bool {
-	if strings.EqualFold(u.Host, r.Upstream.Host) && u.Scheme == r.Upstream.Scheme {
+	if r.sameOrigin(u) {
 		return true
 	}
-	return u.Scheme == "https" && slices.Contains(r.CredentialHosts, NormalizeHost(u.Host))
+	return !r.downgrades(u) && slices.ContainsFunc(r.CredentialHosts, func(p string) bool { return HostMatches(p, u) })
 }
+
+// SpeaksFor reports whether a response from u is the upstream's own word:
+// only such a response may teach the relay a token realm. A CDN or storage
+// host that a redirect led to is not.
+func (r *Route) SpeaksFor(u *url.URL) bool { return r.KeepsCredentials(u) }
+
+func (r *Route) sameOrigin(u *url.URL) bool {
+	return u.Scheme == r.Upstream.Scheme && SameHost(u.Host, r.Upstream.Host) && EffectivePort(u) == EffectivePort(r.Upstream)
+}
+
+// downgrades reports whether u is plain http although the upstream is https.
+func (r *Route) downgrades(u *url.URL) bool {
+	return u.Scheme != "https" && r.Upstream.Scheme == "https"
+}
+
+// HostMatches reports whether u is at a host pattern of AuthHosts'
+// form: "host" matches that host on the scheme's default port only,
+// "host:port" that host on that port.
+func HostMatches(pattern string, u *url.URL) bool {
+	host, port, err := net.SplitHostPort(pattern)
+	if err != nil {
+		host, port = pattern, defaultPorts[u.Scheme]
+	}
+	return SameHost(host, u.Host) && port == EffectivePort(u)
+}
+
+var defaultPorts = map[string]string{"https": "443", "http": "80"}
+
+// EffectivePort is u's port, or its scheme's default.
+func EffectivePort(u *url.URL) string {
+	if p := u.Port(); p != "" {
+		return p
+	}
+	return defaultPorts[u.Scheme]
+}
+
+// SameHost compares two hosts (ports ignored) as NormalizeHost sees them.
+func SameHost(a, b string) bool { return NormalizeHost(a) == NormalizeHost(b) }
 
 // NormalizeHost lower-cases a host, drops the port and a trailing dot, so
 // that "DHCR.Example.com.:443" matches "dhcr.example.com".

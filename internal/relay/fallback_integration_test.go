@@ -44,6 +44,7 @@ func TestFallback(t *testing.T) {
 	relay, a := startRelay(t, map[string]string{
 		"RELAY_BASE_DOMAIN":     "test",
 		"DOCKERHUB_UPSTREAM":    primary.URL,
+		"DOCKERHUB_AUTH_HOSTS":  primaryAuth.Host,
 		"FALLBACK_REGISTRY_MAP": `{"` + primary.Host + `":"` + fallback.URL + `"}`,
 	})
 	w := &world{relay: relay, app: a}

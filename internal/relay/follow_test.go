@@ -61,7 +61,7 @@ func TestRedirectFollower(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := &hops{answers: tc.answers, auth: map[string]string{}}
-			f := &redirectFollower{next: h, max: 3}
+			f := newRedirectFollower(testGuard(h, h), 3, false)
 			ctx := withExchange(context.Background(), &exchange{route: tc.route, kind: oci.KindBlob})
 			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, tc.route.Upstream.String()+"/v2/x/blobs/d", nil)
 			req.Header.Set("Authorization", "Bearer t")

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/registry-relay/registry-relay/internal/netguard"
+	"github.com/registry-relay/registry-relay/internal/registry"
 )
 
 // origins remembers whether the hosts the relay sends requests to itself
@@ -102,31 +103,50 @@ func (t *redirectFollower) policy(req *http.Request, x *exchange) *hopPolicy {
 	p := &hopPolicy{steered: steered}
 	p.decide = func() bool {
 		if !steered {
-			return !t.origins.private(ctx, origin)
+			return !t.guard.origins.private(ctx, origin)
 		}
-		return !t.origins.private(ctx, r.Upstream) && (r.Fallback == nil || !t.origins.private(ctx, r.Fallback))
+		return t.guard.routePublicOnly(ctx, r)
 	}
 	return p
 }
 
 func sameHost(a, b *url.URL) bool { return strings.EqualFold(a.Host, b.Host) }
 
+// hopGuard sends requests to hosts an upstream chose (redirect hops, token
+// realms): through public, the public-only pool, with netguard's check,
+// unless the route's own upstream is on the operator's network.
+type hopGuard struct {
+	next, public http.RoundTripper
+	origins      *origins
+}
+
+// newGuard guards transport, whose bodies idleTimeout cuts when they stall.
+func newGuard(transport http.RoundTripper, idle time.Duration) *hopGuard {
+	return &hopGuard{
+		next:    withIdleTimeout(transport, idle),
+		public:  withIdleTimeout(publicHops(transport), idle),
+		origins: newOrigins(),
+	}
+}
+
+// routePublicOnly reports whether hosts r's upstream steers to must be
+// public: unless its upstream (and fallback) are not.
+func (g *hopGuard) routePublicOnly(ctx context.Context, r *registry.Route) bool {
+	return !g.origins.private(ctx, r.Upstream) && (r.Fallback == nil || !g.origins.private(ctx, r.Fallback))
+}
+
 // send sends one request of a chain; a steered request of a public-only
 // chain goes through the public-only pool, and a refusal becomes a
 // redirectError naming the host and the reason.
-func (t *redirectFollower) send(req *http.Request, steered bool, p *hopPolicy) (*http.Response, error) {
+func (g *hopGuard) send(req *http.Request, steered bool, p *hopPolicy) (*http.Response, error) {
 	if !steered || !p.publicOnly() {
-		return t.next.RoundTrip(req)
+		return g.next.RoundTrip(req)
 	}
 	host := req.URL.Hostname()
 	err := netguard.CheckHost(host)
 	var resp *http.Response
 	if err == nil {
-		rt := t.public
-		if rt == nil {
-			rt = t.next
-		}
-		resp, err = rt.RoundTrip(req.WithContext(netguard.PublicOnly(req.Context())))
+		resp, err = g.public.RoundTrip(req.WithContext(netguard.PublicOnly(req.Context())))
 	}
 	var re *netguard.RefusedError
 	if errors.As(err, &re) {
@@ -137,6 +157,21 @@ func (t *redirectFollower) send(req *http.Request, steered bool, p *hopPolicy) (
 		return nil, &redirectError{fmt.Sprintf("to %s: %v", req.URL.Host, &refused)}
 	}
 	return resp, err
+}
+
+// steeredTransport carries one route's requests to destinations its
+// upstream named, token realms above all: always guarded as steered.
+type steeredTransport struct {
+	guard *hopGuard
+	route *registry.Route
+}
+
+var _ http.RoundTripper = (*steeredTransport)(nil)
+
+func (t *steeredTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	ctx := req.Context()
+	p := &hopPolicy{steered: true, decide: func() bool { return t.guard.routePublicOnly(ctx, t.route) }}
+	return t.guard.send(req, true, p)
 }
 
 // publicHops is the transport for public-only redirect hops: a clone of
@@ -164,8 +199,8 @@ func closeIdle(rt http.RoundTripper) {
 		closeIdle(t.primary)
 		closeIdle(t.secondary)
 	case *redirectFollower:
-		closeIdle(t.next)
-		closeIdle(t.public)
+		closeIdle(t.guard.next)
+		closeIdle(t.guard.public)
 	case interface{ CloseIdleConnections() }:
 		t.CloseIdleConnections()
 	}

@@ -237,7 +237,7 @@ func TestHostileCorpus(t *testing.T) {
 		w.WriteHeader(http.StatusUnauthorized)
 	}))
 	defer up.Close()
-	addr, _ := serveApp(t, hubEnv(up.URL))
+	addr, _ := serveApp(t, hubEnv(up.URL, hostOf(realm.URL)))
 
 	corpus := hostileCorpus(evil.URL)
 	for _, tc := range corpus {

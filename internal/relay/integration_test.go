@@ -52,6 +52,9 @@ func newWorld(t *testing.T, extraEnv ...string) *world {
 		"DOCKERHUB_UPSTREAM": w.hub.URL,
 		"GHCR_UPSTREAM":      w.hub.URL,
 		"K8S_UPSTREAM":       w.k8s.URL,
+		// The token service is a host of its own, as auth.docker.io is.
+		"DOCKERHUB_AUTH_HOSTS": w.issuer.Host,
+		"GHCR_AUTH_HOSTS":      w.issuer.Host,
 	}
 	for i := 0; i+1 < len(extraEnv); i += 2 {
 		environ[extraEnv[i]] = strings.ReplaceAll(extraEnv[i+1], "$K8S", w.k8s.URL)

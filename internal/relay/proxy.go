@@ -81,14 +81,13 @@ func (rl *Relay) serveRegistry(w http.ResponseWriter, r *http.Request) {
 }
 
 func (rl *Relay) newReverseProxy() *httputil.ReverseProxy {
-	next := withIdleTimeout(rl.opts.Transport, rl.opts.UpstreamIdleTimeout)
-	public := withIdleTimeout(publicHops(rl.opts.Transport), rl.opts.UpstreamIdleTimeout)
+	g := rl.hops
 	// The fallback's answers are streamed as they come: no passing blob
 	// redirects to a client that never saw its realm.
-	secondary := &auth.Bearer{Next: newRedirectFollower(next, rl.opts.MaxRedirects, false, public)}
-	following := newRedirectFollower(next, rl.opts.MaxRedirects, false, public)
+	secondary := &auth.Bearer{Next: newRedirectFollower(g, rl.opts.MaxRedirects, false)}
+	following := newRedirectFollower(g, rl.opts.MaxRedirects, false)
 	rl.upstream = &fallbackTransport{
-		primary:   newRedirectFollower(next, rl.opts.MaxRedirects, rl.opts.PassBlobRedirects, public),
+		primary:   newRedirectFollower(g, rl.opts.MaxRedirects, rl.opts.PassBlobRedirects),
 		secondary: secondary, metrics: rl.opts.Metrics, log: rl.log,
 	}
 	rl.fetch = &fallbackTransport{primary: following, secondary: secondary, metrics: rl.opts.Metrics, log: rl.log}
@@ -138,7 +137,8 @@ func (rl *Relay) modifyResponse(resp *http.Response) error {
 		rl.observeForCache(resp, x)
 	}
 	if resp.StatusCode >= 400 {
-		return replaceNonJSONError(resp, x.kind)
+		replaceNonJSONError(resp, x.kind)
+		return nil
 	}
 	relativizeLinks(resp, x)
 	// A CDN answering a followed redirect does not know the digest; the
@@ -209,13 +209,18 @@ func relativizeLinks(resp *http.Response, x *exchange) {
 
 // replaceNonJSONError swaps HTML or plain-text upstream errors (CDNs, load
 // balancers) for an OCI error body: registry clients only parse JSON.
-func replaceNonJSONError(resp *http.Response, kind oci.Kind) error {
+func replaceNonJSONError(resp *http.Response, kind oci.Kind) {
 	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
 	if mt == "application/json" || strings.HasSuffix(mt, "+json") {
-		return nil
+		return
 	}
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxErrorBody))
-	resp.Body.Close()
+	replaceError(resp, kind, "upstream answered "+strconv.Itoa(resp.StatusCode)+" "+http.StatusText(resp.StatusCode))
+}
+
+// replaceError swaps an error answer's body for the relay's own OCI error
+// with the same status.
+func replaceError(resp *http.Response, kind oci.Kind, message string) {
+	discard(resp)
 	code := oci.CodeForStatus(resp.StatusCode)
 	if resp.StatusCode == http.StatusNotFound {
 		code = map[oci.Kind]oci.ErrorCode{oci.KindManifest: oci.CodeManifestUnknown, oci.KindBlob: oci.CodeBlobUnknown}[kind]
@@ -223,15 +228,16 @@ func replaceNonJSONError(resp *http.Response, kind oci.Kind) error {
 			code = oci.CodeNameUnknown
 		}
 	}
-	e := oci.NewError(resp.StatusCode, code,
-		"upstream answered "+strconv.Itoa(resp.StatusCode)+" "+http.StatusText(resp.StatusCode))
-	body := e.Body()
-	resp.Body = io.NopCloser(bytes.NewReader(body))
-	resp.ContentLength = int64(len(body))
-	resp.Header.Set("Content-Length", strconv.Itoa(len(body)))
-	resp.Header.Set("Content-Type", "application/json; charset=utf-8")
+	setBody(resp, oci.NewError(resp.StatusCode, code, message).Body(), "application/json; charset=utf-8")
+}
+
+// setBody replaces resp's body with b.
+func setBody(resp *http.Response, b []byte, contentType string) {
+	resp.Body = io.NopCloser(bytes.NewReader(b))
+	resp.ContentLength = int64(len(b))
+	resp.Header.Set("Content-Length", strconv.Itoa(len(b)))
+	resp.Header.Set("Content-Type", contentType)
 	resp.Header.Del("Content-Encoding")
-	return nil
 }
 
 // proxyError answers for an upstream that could not be reached or whose

@@ -30,8 +30,17 @@ func fakeUpstream(t *testing.T, h http.HandlerFunc) (*httptest.Server, *atomic.P
 	return srv, &last
 }
 
-func hubEnv(upstream string) map[string]string {
-	return map[string]string{"RELAY_BASE_DOMAIN": "test", "DOCKERHUB_UPSTREAM": upstream}
+func hubEnv(upstream string, authHosts ...string) map[string]string {
+	env := map[string]string{"RELAY_BASE_DOMAIN": "test", "DOCKERHUB_UPSTREAM": upstream}
+	if len(authHosts) > 0 {
+		env["DOCKERHUB_AUTH_HOSTS"] = strings.Join(authHosts, ",")
+	}
+	return env
+}
+
+// hostOf is a server URL's host:port, for _AUTH_HOSTS.
+func hostOf(rawURL string) string {
+	return strings.TrimPrefix(strings.TrimPrefix(rawURL, "http://"), "https://")
 }
 
 func TestLibraryPatchOnEveryEndpoint(t *testing.T) {
@@ -104,6 +113,7 @@ func TestChallengeRewrite(t *testing.T) {
 	})
 	relay, _ := startRelay(t, map[string]string{
 		"RELAY_BASE_DOMAIN": "test", "DOCKERHUB_UPSTREAM": up.URL, "RELAY_TRUSTED_PROXIES": "127.0.0.0/8",
+		"DOCKERHUB_AUTH_HOSTS": "auth.invalid",
 	})
 	id := auth.RealmID(&registry.Route{Name: "dockerhub"}, mustURL(t, "http://auth.invalid/token"))
 	for _, tc := range []struct {
@@ -144,7 +154,7 @@ func TestForwardedProtoIgnoredFromUntrustedPeer(t *testing.T) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="http://auth.invalid/token",service="svc"`)
 		w.WriteHeader(http.StatusUnauthorized)
 	})
-	relay, _ := startRelay(t, hubEnv(up.URL))
+	relay, _ := startRelay(t, hubEnv(up.URL, "auth.invalid"))
 	resp := call(t, relay, http.MethodGet, hubHost, "/v2/", http.Header{"X-Forwarded-Proto": {"https"}})
 	resp.Body.Close()
 	if got := resp.Header.Get("WWW-Authenticate"); !strings.HasPrefix(got, `Bearer realm="http://dhcr.test/token/`) {
@@ -347,7 +357,7 @@ func TestTokenRequestReachesItsChallengesRealm(t *testing.T) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="`+realm+`/token",service="svc"`)
 		w.WriteHeader(http.StatusUnauthorized)
 	})
-	relay, _ := startRelay(t, hubEnv(up.URL))
+	relay, _ := startRelay(t, hubEnv(up.URL, hostOf(anon.URL), hostOf(refresh.URL)))
 	challengeRealm := func(hdr http.Header) string {
 		resp := call(t, relay, "GET", hubHost, "/v2/x/manifests/latest", hdr)
 		resp.Body.Close()

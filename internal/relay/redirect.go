@@ -5,7 +5,9 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 
+	"github.com/registry-relay/registry-relay/internal/netguard"
 	"github.com/registry-relay/registry-relay/internal/oci"
 )
 
@@ -21,20 +23,14 @@ import (
 // own connection pool, so that they never reuse a connection that was
 // dialled unchecked.
 type redirectFollower struct {
-	next      http.RoundTripper
-	public    http.RoundTripper
-	origins   *origins
+	guard     *hopGuard
 	max       int
 	passBlobs bool
 }
 
-// newRedirectFollower follows redirects over next; public-only hops use a
-// clone of next when it is an *http.Transport (see publicHops).
-func newRedirectFollower(next http.RoundTripper, maxRedirects int, passBlobs bool, public http.RoundTripper) *redirectFollower {
-	if public == nil {
-		public = next
-	}
-	return &redirectFollower{next: next, public: public, origins: newOrigins(), max: maxRedirects, passBlobs: passBlobs}
+// newRedirectFollower follows redirects through g.
+func newRedirectFollower(g *hopGuard, maxRedirects int, passBlobs bool) *redirectFollower {
+	return &redirectFollower{guard: g, max: maxRedirects, passBlobs: passBlobs}
 }
 
 var _ http.RoundTripper = (*redirectFollower)(nil)
@@ -47,10 +43,11 @@ func (e *redirectError) Error() string { return "upstream redirect refused: " + 
 func (t *redirectFollower) RoundTrip(req *http.Request) (*http.Response, error) {
 	x := exchangeFrom(req.Context())
 	if x == nil || x.route == nil || (req.Method != http.MethodGet && req.Method != http.MethodHead) {
-		return t.next.RoundTrip(req)
+		return t.guard.next.RoundTrip(req)
 	}
 	pol := t.policy(req, x)
-	resp, err := t.send(req, pol.steered, pol)
+	origin := req.URL
+	resp, err := t.guard.send(req, pol.steered, pol)
 	if err != nil {
 		return nil, err
 	}
@@ -59,40 +56,67 @@ func (t *redirectFollower) RoundTrip(req *http.Request) (*http.Response, error) 
 		if lerr != nil || resp.Header.Get("Location") == "" {
 			return resp, nil // a broken redirect is the upstream's answer; pass it on
 		}
+		if err := checkLocation(req.URL, loc); err != nil {
+			discard(resp)
+			return nil, err
+		}
 		keep := x.route.KeepsCredentials(loc)
 		if t.passBlobs && x.kind == oci.KindBlob && !keep {
 			// The first hop to storage goes to the client, absolute so
-			// that it is not resolved against the relay's host. Hops that
-			// still need the client's token (lscr.io -> ghcr.io) or stay
-			// on the upstream are followed here.
+			// that it is not resolved against the relay's host, and only
+			// where the relay itself would have gone. Hops that still
+			// need the client's token (lscr.io -> ghcr.io) or stay on the
+			// upstream are followed here.
+			if pol.publicOnly() {
+				if err := netguard.CheckHost(loc.Hostname()); err != nil {
+					discard(resp)
+					return nil, &redirectError{fmt.Sprintf("to %s: %v", loc.Host, err)}
+				}
+			}
 			resp.Header.Set("Location", loc.String())
 			return resp, nil
 		}
 		discard(resp)
-		if err := t.allowed(req.URL, loc, hops); err != nil {
-			return nil, err
+		if hops >= t.max {
+			return nil, &redirectError{fmt.Sprintf("more than %d redirects", t.max)}
 		}
 		req = nextHop(req, loc, keep)
-		if resp, err = t.send(req, true, pol); err != nil {
+		if resp, err = t.guard.send(req, true, pol); err != nil {
 			return nil, err
 		}
+	}
+	if req.URL != origin && !x.route.SpeaksFor(req.URL) {
+		disown(resp, x.kind)
 	}
 	return resp, nil
 }
 
-// allowed refuses redirect loops, non-HTTP schemes, and https to http
-// downgrades: a manifest fetched by tag has no digest to check, so its
-// transport must stay as safe as the upstream's.
-func (t *redirectFollower) allowed(from, to *url.URL, hops int) error {
+// disown strips what only the upstream itself may say from an answer that
+// came from a host a redirect led to (a CDN, object storage): its
+// challenges would teach the relay a token realm, and its error body is
+// not the registry's. Successful answers pass as they are.
+func disown(resp *http.Response, kind oci.Kind) {
+	resp.Header.Del("WWW-Authenticate")
+	if resp.StatusCode >= 400 {
+		replaceError(resp, kind, "storage host "+resp.Request.URL.Host+" answered "+
+			strconv.Itoa(resp.StatusCode)+" "+http.StatusText(resp.StatusCode))
+	}
+}
+
+// checkLocation refuses non-HTTP schemes, https to http downgrades and
+// hostless or credentialed Locations, whether the relay follows them or
+// hands them to the client: a manifest fetched by tag has no digest to
+// check, so its transport must stay as safe as the upstream's.
+func checkLocation(from, to *url.URL) error {
 	switch {
-	case hops >= t.max:
-		return &redirectError{fmt.Sprintf("more than %d redirects", t.max)}
 	case to.Scheme != "http" && to.Scheme != "https":
 		return &redirectError{fmt.Sprintf("scheme %q is not http(s)", to.Scheme)}
 	case from.Scheme == "https" && to.Scheme == "http":
 		return &redirectError{"https upstream redirected to plain http " + to.Host}
-	case to.Host == "":
+	case to.Host == "" || to.Hostname() == "":
 		return &redirectError{"redirect without a host"}
+	case to.User != nil:
+		return &redirectError{"redirect with credentials in the URL"}
 	}
 	return nil
 }

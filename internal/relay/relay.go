@@ -58,10 +58,12 @@ type Relay struct {
 	// redirects. check asks the primary upstream only, for cache
 	// authorization decisions.
 	fetch, check http.RoundTripper
-	cache        *Cache
-	realms       *auth.Realms
-	tokens       *auth.TokenProxy
-	handler      http.Handler
+	// hops carries every request to a host an upstream chose.
+	hops    *hopGuard
+	cache   *Cache
+	realms  *auth.Realms
+	tokens  *auth.TokenProxy
+	handler http.Handler
 }
 
 // New wires a Relay.
@@ -79,7 +81,13 @@ func New(opts Options) *Relay {
 			rl.routeByName[route.Name] = route
 		}
 	}
-	rl.tokens = &auth.TokenProxy{Client: noFollow, Realms: rl.realms, Log: opts.Log}
+	rl.hops = newGuard(opts.Transport, opts.UpstreamIdleTimeout)
+	realmTransports := map[*registry.Route]http.RoundTripper{}
+	for _, route := range rl.routeByName {
+		realmTransports[route] = &steeredTransport{guard: rl.hops, route: route}
+	}
+	rl.tokens = &auth.TokenProxy{Realms: rl.realms, Log: opts.Log,
+		Transport: func(r *registry.Route) http.RoundTripper { return realmTransports[r] }}
 	rl.proxy = rl.newReverseProxy()
 
 	r := chi.NewRouter()

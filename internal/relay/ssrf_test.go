@@ -74,7 +74,7 @@ func TestRedirectsToNonPublicAddressesRefused(t *testing.T) {
 	} {
 		t.Run(tc.location, func(t *testing.T) {
 			up := &hops{answers: map[string]string{"http://quay.example/v2/x/blobs/d": tc.location}, auth: map[string]string{}}
-			f := offline(newRedirectFollower(up, 5, false, rebindingTransport(t)))
+			f := offline(newRedirectFollower(testGuard(up, rebindingTransport(t)), 5, false))
 			ctx := withExchange(context.Background(), &exchange{route: quay, kind: oci.KindBlob})
 			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://quay.example/v2/x/blobs/d", nil)
 			_, err := f.RoundTrip(req)
@@ -102,7 +102,7 @@ func TestRedirectToPublicNameStillFollowed(t *testing.T) {
 		return &http.Response{StatusCode: 200, Header: http.Header{}, Body: http.NoBody, Request: req}, nil
 	})
 	up := &hops{answers: map[string]string{"https://quay.io/v2/x/blobs/d": "https://cdn01.quay.io/b?sig=1"}, auth: map[string]string{}}
-	f := offline(newRedirectFollower(up, 5, false, public))
+	f := offline(newRedirectFollower(testGuard(up, public), 5, false))
 	ctx := withExchange(context.Background(), &exchange{route: quay, kind: oci.KindBlob})
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "https://quay.io/v2/x/blobs/d", nil)
 	resp, err := f.RoundTrip(req)
@@ -120,10 +120,15 @@ func TestRedirectToPublicNameStillFollowed(t *testing.T) {
 // offline makes f's origin lookups fail at once, as they would for the
 // made-up names these tests use, without waiting on a DNS server.
 func offline(f *redirectFollower) *redirectFollower {
-	f.origins.resolver = &net.Resolver{PreferGo: true, Dial: func(context.Context, string, string) (net.Conn, error) {
+	f.guard.origins.resolver = &net.Resolver{PreferGo: true, Dial: func(context.Context, string, string) (net.Conn, error) {
 		return nil, errors.New("no DNS in tests")
 	}}
 	return f
+}
+
+// testGuard is a hopGuard over next, with public for public-only hops.
+func testGuard(next, public http.RoundTripper) *hopGuard {
+	return &hopGuard{next: next, public: public, origins: newOrigins()}
 }
 
 type roundTripFunc func(*http.Request) (*http.Response, error)
@@ -144,8 +149,8 @@ func TestPrivateUpstreamMayRedirectPrivately(t *testing.T) {
 	u, _ := url.Parse(upstream.URL)
 	route := &registry.Route{Name: "local", Upstream: u, UpstreamOverridden: true}
 	tr := rebindingTransport(t)
-	f := newRedirectFollower(tr, 5, false, publicHops(tr))
-	defer closeIdle(f.public)
+	f := newRedirectFollower(testGuard(tr, publicHops(tr)), 5, false)
+	defer closeIdle(f.guard.public)
 	ctx := withExchange(context.Background(), &exchange{route: route, kind: oci.KindBlob})
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, upstream.URL+"/v2/x/blobs/d", nil)
 	resp, err := f.RoundTrip(req)
@@ -167,7 +172,7 @@ func TestFallbackRealmIsSteered(t *testing.T) {
 		Fallback: &url.URL{Scheme: "https", Host: "mirror.gcr.io"},
 	}
 	up := &hops{answers: map[string]string{}, auth: map[string]string{}}
-	f := offline(newRedirectFollower(up, 5, false, rebindingTransport(t)))
+	f := offline(newRedirectFollower(testGuard(up, rebindingTransport(t)), 5, false))
 	ctx := withExchange(context.Background(), &exchange{route: route, kind: oci.KindToken})
 	for _, realm := range []string{"http://169.254.169.254/token", "https://auth.rebind.test:1/token"} {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, realm, nil)

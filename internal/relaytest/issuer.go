@@ -33,6 +33,7 @@ const tokenTTL = 300 * time.Second
 // distribution's token auth; see https://distribution.github.io/distribution/spec/auth/token/.
 type TokenIssuer struct {
 	URL     string // base URL, e.g. http://127.0.0.1:PORT
+	Host    string // 127.0.0.1:PORT, for a route's _AUTH_HOSTS
 	Realm   string // URL + "/token"
 	Service string // audience the registry expects and the service param clients must send
 	Issuer  string // iss claim the registry trusts
@@ -120,6 +121,7 @@ func StartTokenIssuer(opts IssuerOptions, dir string) (*TokenIssuer, error) {
 	mux.HandleFunc("POST /token", ti.serveToken)
 	ti.srv = httptest.NewServer(mux)
 	ti.URL = ti.srv.URL
+	ti.Host = ti.srv.Listener.Addr().String()
 	ti.Realm = ti.srv.URL + "/token"
 	return ti, nil
 }

@@ -206,7 +206,11 @@ func runLeg(s runSpec) (*report, error) {
 
 	target := reg.Host
 	if s.leg == "relay" {
-		relayURL, stop, err := startRelay(s, reg.URL)
+		authHost := ""
+		if issuer != nil {
+			authHost = issuer.Host
+		}
+		relayURL, stop, err := startRelay(s, reg.URL, authHost)
 		if err != nil {
 			return nil, err
 		}
@@ -233,7 +237,7 @@ func runLeg(s runSpec) (*report, error) {
 
 // startRelay serves registry-relay in-process with the route under test
 // answering 127.0.0.1 (any port) and relaying to upstream.
-func startRelay(s runSpec, upstream string) (*url.URL, func(), error) {
+func startRelay(s runSpec, upstream, authHost string) (*url.URL, func(), error) {
 	prefix := map[string]string{"k8s": "K8S", "dockerhub": "DOCKERHUB"}[s.route]
 	cfg, err := config.Load(map[string]string{
 		"RELAY_LISTEN":            "127.0.0.1:0",
@@ -243,6 +247,7 @@ func startRelay(s runSpec, upstream string) (*url.URL, func(), error) {
 		"RELAY_SHUTDOWN_GRACE":    "1s",
 		prefix + "_ACCESS_DOMAIN": "127.0.0.1",
 		prefix + "_UPSTREAM":      upstream,
+		prefix + "_AUTH_HOSTS":    authHost,
 	})
 	if err != nil {
 		return nil, nil, err
