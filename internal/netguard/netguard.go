@@ -124,18 +124,37 @@ func (e *RefusedError) Error() string {
 
 // CheckHost refuses, without any lookup, a URL host (as url.URL.Hostname
 // returns it) that is a non-public IP literal or a localhost name (RFC
-// 6761). Names that need resolving pass: the dial-time check judges them.
+// 6761). A trailing dot changes nothing ("127.0.0.1." is 127.0.0.1), and
+// a host whose last label is a number but which is no dotted-quad IPv4
+// literal ("2130706433", "127.1", "0x7f.0.0.1", "0177.0.0.1") is refused
+// too: no DNS name ends in a number, and resolvers and clients read such
+// hosts as IPv4 addresses in ways netip does not. Names that need
+// resolving pass: the dial-time check judges them.
 func CheckHost(host string) error {
 	h := strings.TrimSuffix(strings.ToLower(host), ".")
 	if h == "localhost" || strings.HasSuffix(h, ".localhost") {
 		return &RefusedError{Host: host, Reason: Loopback}
 	}
-	a, err := netip.ParseAddr(strings.Trim(host, "[]"))
+	a, err := netip.ParseAddr(strings.Trim(h, "[]"))
 	if err != nil {
+		if numericHost(h) {
+			return &RefusedError{Host: host, Reason: Invalid}
+		}
 		return nil
 	}
 	if r := Classify(a); r != "" {
 		return &RefusedError{Addr: a, Reason: r}
 	}
 	return nil
+}
+
+// numericHost reports whether h's last label is a decimal, octal or hex
+// number, as inet_aton's shorthand forms are.
+func numericHost(h string) bool {
+	last := h[strings.LastIndex(h, ".")+1:]
+	if rest, ok := strings.CutPrefix(last, "0x"); ok {
+		last = rest
+		return last == "" || strings.Trim(last, "0123456789abcdef") == ""
+	}
+	return last != "" && strings.Trim(last, "0123456789") == ""
 }

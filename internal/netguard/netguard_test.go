@@ -111,6 +111,17 @@ func TestCheckHost(t *testing.T) {
 		{"[::1]", false},
 		{"::ffff:10.1.2.3", false},
 		{"evil.example", true}, // judged when dialled
+		{"127.0.0.1.", false},  // a trailing dot is the same address
+		{"169.254.169.254.", false},
+		{"LOCALHOST", false},
+		{"2130706433", false}, // 127.0.0.1 in inet_aton's shorthand forms
+		{"127.1", false},
+		{"0x7f.0.0.1", false},
+		{"0177.0.0.1", false},
+		{"0x7f000001", false},
+		{"8.8.8.8.", true},
+		{"cdn-1.example.com.", true},
+		{"1password.example", true}, // a number in a label, not the last one
 	} {
 		err := netguard.CheckHost(tc.host)
 		if (err == nil) != tc.ok {

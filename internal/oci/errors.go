@@ -18,6 +18,7 @@ const (
 	CodeBlobUnknown     ErrorCode = "BLOB_UNKNOWN"
 	CodeDigestInvalid   ErrorCode = "DIGEST_INVALID"
 	CodeManifestUnknown ErrorCode = "MANIFEST_UNKNOWN"
+	CodeManifestInvalid ErrorCode = "MANIFEST_INVALID"
 	CodeNameInvalid     ErrorCode = "NAME_INVALID"
 	CodeNameUnknown     ErrorCode = "NAME_UNKNOWN"
 	CodeTagInvalid      ErrorCode = "TAG_INVALID"

@@ -9,16 +9,13 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/registry-relay/registry-relay/internal/auth"
 	"github.com/registry-relay/registry-relay/internal/cache"
 	"github.com/registry-relay/registry-relay/internal/oci"
 )
-
-// maxManifestCapture bounds what is buffered to cache a manifest; the
-// distribution spec lets registries refuse manifests over 4 MiB.
-const maxManifestCapture = 4 << 20
 
 // clientAuthorization is the client's own credential for the upstream;
 // the mirror's stand-in token means none.
@@ -38,7 +35,9 @@ func (rl *Relay) prepareCache(r *http.Request, x *exchange) {
 	// about a digest that only exists in another.
 	x.authKey = cache.Key(x.route.Name, x.upstreamRepo+"@"+x.path.Reference, clientAuthorization(r))
 	if x.kind == oci.KindManifest && !x.path.IsDigest() {
-		x.tagKey = cache.TagKey(x.route.Name, x.upstreamRepo, x.path.Reference, r.Header.Get("Accept"))
+		// r.Header is what goes upstream (upstreamHeader), so the key
+		// names the answer the upstream is asked for.
+		x.tagKey = cache.TagKey(x.route.Name, x.upstreamRepo, x.path.Reference, strings.Join(r.Header.Values("Accept"), ","))
 	}
 }
 
@@ -88,7 +87,7 @@ func (rl *Relay) observeForCache(resp *http.Response, x *exchange) {
 		rl.cache.Authz.Record(x.authKey, false)
 	}
 	if x.kind == oci.KindManifest && resp.StatusCode == http.StatusOK && resp.Request.Method == http.MethodGet &&
-		resp.ContentLength <= maxManifestCapture {
+		resp.ContentLength <= maxManifestBytes {
 		resp.Body = &manifestCapture{rl: rl, x: x, body: resp.Body,
 			contentType: resp.Header.Get("Content-Type"), headerDigest: resp.Header.Get("Docker-Content-Digest")}
 	}
@@ -109,7 +108,7 @@ type manifestCapture struct {
 func (m *manifestCapture) Read(p []byte) (int, error) {
 	n, err := m.body.Read(p)
 	if !m.overflow {
-		if m.buf.Len()+n > maxManifestCapture {
+		if m.buf.Len()+n > maxManifestBytes {
 			m.overflow = true
 		} else {
 			m.buf.Write(p[:n])

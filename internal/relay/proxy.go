@@ -43,6 +43,10 @@ func (rl *Relay) serveRegistry(w http.ResponseWriter, r *http.Request) {
 		readOnly(r.Method).ServeHTTP(w, r)
 		return
 	}
+	if err := upstreamHeader(r.Header); err != nil {
+		err.ServeHTTP(w, r)
+		return
+	}
 	if p.Upload {
 		oci.NewError(http.StatusMethodNotAllowed, oci.CodeUnsupported, "registry-relay is read-only: uploads are not supported").ServeHTTP(w, r)
 		return
@@ -97,13 +101,21 @@ func (rl *Relay) newReverseProxy() *httputil.ReverseProxy {
 			x := exchangeFrom(pr.In.Context())
 			pr.Out.URL = x.target
 			pr.Out.Host = ""
-			// Rewrite already dropped Forwarded/X-Forwarded-*; cookies
-			// are for the relay's domain, never the upstream's.
-			pr.Out.Header.Del("Cookie")
-			pr.Out.Header.Del("X-Real-Ip")
+			// The header was made the upstream's by upstreamHeader, which
+			// the cache keys on; Rewrite already dropped Forwarded and
+			// X-Forwarded-*, and ReverseProxy re-adds Upgrade for a
+			// client that asked for one, so it goes again here.
+			pr.Out.Header = pr.In.Header.Clone()
+			pr.Out.Header.Del("Forwarded")
+			pr.Out.Header.Del("X-Forwarded-For")
+			pr.Out.Header.Del("X-Forwarded-Host")
+			pr.Out.Header.Del("X-Forwarded-Proto")
 			if clientAuthorization(pr.In) == "" {
 				pr.Out.Header.Del("Authorization") // none, or the mirror's stand-in for "no token needed"
 			}
+			// A GET or HEAD has no body to relay: one a client attached
+			// stays here.
+			pr.Out.Body, pr.Out.ContentLength, pr.Out.TransferEncoding = http.NoBody, 0, nil
 		},
 		Transport:  rl.upstream,
 		BufferPool: bufferPool{},
@@ -128,6 +140,9 @@ func (rl *Relay) modifyResponse(resp *http.Response) error {
 	}
 	if resp.StatusCode == http.StatusUnauthorized {
 		rl.rewriteChallenges(resp, x)
+	}
+	if x.kind == oci.KindManifest {
+		boundManifest(resp)
 	}
 	rl.opts.Metrics.CountUpstreamBody(resp, x.route.Name)
 	if rl.cache != nil {

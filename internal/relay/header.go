@@ -1,0 +1,56 @@
+package relay
+
+import (
+	"net/http"
+	"net/textproto"
+	"strings"
+
+	"github.com/registry-relay/registry-relay/internal/oci"
+)
+
+// hopByHop are the headers that belong to one connection (RFC 9110
+// section 7.6.1), which ReverseProxy drops before a request goes upstream.
+var hopByHop = []string{
+	"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization",
+	"Te", "Trailer", "Transfer-Encoding", "Upgrade",
+}
+
+// upstreamHeader turns a client's registry request header into the one the
+// relay sends upstream, in place, before anything reads it: the cache keys
+// its answers on Accept, asks authorization questions with Authorization,
+// and the proxy forwards the rest, so all of them must see the same
+// values. Connection may list extra headers to drop on the way (RFC 9110
+// section 7.6.1); one that names a header the request carries is refused,
+// since honouring it would send upstream a request other than the one the
+// relay keys and checks (Connection: Accept turns an index request into a
+// single-manifest one). Cookies are for the relay's domain and Upgrade
+// never reaches an upstream: the relay only relays plain requests.
+func upstreamHeader(h http.Header) *oci.Error {
+	for _, v := range h.Values("Connection") {
+		for _, token := range strings.Split(v, ",") {
+			name := textproto.CanonicalMIMEHeaderKey(strings.TrimSpace(token))
+			if name == "" || isHopByHop(name) || name == "Close" {
+				continue
+			}
+			if _, present := h[name]; present {
+				return oci.NewError(http.StatusBadRequest, oci.CodeUnsupported,
+					"Connection must not name the end-to-end header "+name)
+			}
+		}
+	}
+	for _, k := range hopByHop {
+		h.Del(k)
+	}
+	h.Del("Cookie")
+	h.Del("X-Real-Ip")
+	return nil
+}
+
+func isHopByHop(name string) bool {
+	for _, k := range hopByHop {
+		if k == name {
+			return true
+		}
+	}
+	return false
+}
