@@ -200,7 +200,26 @@ func checkTrustedProxies(t *testing.T, m manifests) {
 	if got := m.cm.Data["RELAY_PUBLIC_SCHEME"]; got != "https" {
 		t.Errorf("RELAY_PUBLIC_SCHEME = %q, want https: the Ingress terminates TLS for every host, so realms are https without believing a proxy's X-Forwarded-Proto", got)
 	}
-	for _, s := range strings.Split(m.cm.Data["RELAY_TRUSTED_PROXIES"], ",") {
+	for _, p := range trustedProxies(t, m.cm.Data["RELAY_TRUSTED_PROXIES"]) {
+		for _, b := range broadRanges {
+			if p.Bits() <= b.Bits() && p.Contains(b.Addr()) {
+				t.Errorf("RELAY_TRUSTED_PROXIES trusts %s, which covers %s: any pod there can pass an allow-list with X-Forwarded-For", p, b)
+			}
+		}
+		// A /16 is a whole cluster's pod network; an ingress controller's
+		// pods fit in far less.
+		if max := map[bool]int{true: 16, false: 48}[p.Addr().Is4()]; p.Bits() <= max {
+			t.Errorf("RELAY_TRUSTED_PROXIES trusts %s, a /%d or wider: trust the ingress controller's addresses only", p, max)
+		}
+	}
+}
+
+// trustedProxies parses a RELAY_TRUSTED_PROXIES value as the relay does:
+// comma-separated CIDRs or single addresses, blanks skipped.
+func trustedProxies(t *testing.T, list string) []netip.Prefix {
+	t.Helper()
+	var out []netip.Prefix
+	for _, s := range strings.Split(list, ",") {
 		if s = strings.TrimSpace(s); s == "" {
 			continue
 		}
@@ -213,15 +232,7 @@ func checkTrustedProxies(t *testing.T, m manifests) {
 			}
 			p = netip.PrefixFrom(a, a.BitLen())
 		}
-		for _, b := range broadRanges {
-			if p.Bits() <= b.Bits() && p.Contains(b.Addr()) {
-				t.Errorf("RELAY_TRUSTED_PROXIES trusts %s, which covers %s: any pod there can pass an allow-list with X-Forwarded-For", s, b)
-			}
-		}
-		// A /16 is a whole cluster's pod network; an ingress controller's
-		// pods fit in far less.
-		if max := map[bool]int{true: 16, false: 48}[p.Addr().Is4()]; p.Bits() <= max {
-			t.Errorf("RELAY_TRUSTED_PROXIES trusts %s, a /%d or wider: trust the ingress controller's addresses only", s, max)
-		}
+		out = append(out, p.Masked())
 	}
+	return out
 }
