@@ -240,13 +240,7 @@ func TestCompose(t *testing.T) {
 	}) {
 		t.Errorf("caddy: want %s mounted at /etc/caddy/Caddyfile", caddyfile)
 	}
-	for network := range caddy.Networks {
-		for _, pool := range project.Networks[network].Ipam.Config {
-			if !trusts(t, vars.effective(env, "RELAY_TRUSTED_PROXIES"), pool.Subnet) {
-				t.Errorf("relay: RELAY_TRUSTED_PROXIES must cover Caddy's network %s", pool.Subnet)
-			}
-		}
-	}
+	checkComposeTrust(t, project, vars.effective(env, "RELAY_TRUSTED_PROXIES"))
 	delay := duration(t, vars.effective(env, "RELAY_SHUTDOWN_DELAY"))
 	grace := duration(t, vars.effective(env, "RELAY_SHUTDOWN_GRACE"))
 	if relay.StopGracePeriod == nil || time.Duration(*relay.StopGracePeriod) <= delay+grace {
@@ -261,18 +255,35 @@ func deref(s *string) string {
 	return *s
 }
 
-// trusts reports whether one of the comma-separated CIDRs or IPs in list
-// covers the whole subnet.
-func trusts(t *testing.T, list, subnet string) bool {
+// checkComposeTrust: the relay trusts Caddy's own address and nothing else
+// on the networks they share. The rest of such a network includes its
+// gateway, i.e. every process on the Docker host, and whatever container
+// joins it later; each could name any client in X-Forwarded-For.
+func checkComposeTrust(t *testing.T, project *types.Project, list string) {
 	t.Helper()
-	sub, err := netip.ParsePrefix(subnet)
-	if err != nil {
-		t.Fatalf("subnet %q: %v", subnet, err)
-	}
-	for _, s := range strings.Split(list, ",") {
-		if p, err := netip.ParsePrefix(strings.TrimSpace(s)); err == nil && p.Bits() <= sub.Bits() && p.Contains(sub.Addr()) {
-			return true
+	trusted := trustedProxies(t, list)
+	for network, cfg := range project.Services["caddy"].Networks {
+		if cfg == nil || cfg.Ipv4Address == "" {
+			t.Errorf("caddy: want a fixed ipv4_address on network %s, for RELAY_TRUSTED_PROXIES to name", network)
+			continue
+		}
+		caddyAddr, err := netip.ParseAddr(cfg.Ipv4Address)
+		if err != nil {
+			t.Fatalf("caddy: ipv4_address %q: %v", cfg.Ipv4Address, err)
+		}
+		if !slices.ContainsFunc(trusted, func(p netip.Prefix) bool { return p.Contains(caddyAddr) }) {
+			t.Errorf("relay: RELAY_TRUSTED_PROXIES must hold Caddy's address %s, or realms come out http", caddyAddr)
+		}
+		for _, pool := range project.Networks[network].Ipam.Config {
+			subnet, err := netip.ParsePrefix(pool.Subnet)
+			if err != nil {
+				t.Fatalf("network %s: subnet %q: %v", network, pool.Subnet, err)
+			}
+			for _, p := range trusted {
+				if p.Overlaps(subnet) && p != netip.PrefixFrom(caddyAddr, caddyAddr.BitLen()) {
+					t.Errorf("relay: RELAY_TRUSTED_PROXIES trusts %s on network %s beyond Caddy's %s: the host (its gateway) or another container could claim any client address", p, subnet, caddyAddr)
+				}
+			}
 		}
 	}
-	return false
 }

@@ -29,6 +29,7 @@ type manifests struct {
 	cm     *corev1.ConfigMap
 	pdb    *policyv1.PodDisruptionBudget
 	hpa    *autoscalingv2.HorizontalPodAutoscaler
+	netpol *networkingv1.NetworkPolicy
 }
 
 // build runs kustomize on dir (relative to the repository) and decodes
@@ -73,6 +74,9 @@ func build(t *testing.T, dir string) manifests {
 		case "autoscaling/v2 HorizontalPodAutoscaler":
 			m.hpa = &autoscalingv2.HorizontalPodAutoscaler{}
 			obj = m.hpa
+		case "networking.k8s.io/v1 NetworkPolicy":
+			m.netpol = &networkingv1.NetworkPolicy{}
+			obj = m.netpol
 		case "v1 Namespace":
 			obj = &corev1.Namespace{}
 		default:
@@ -82,8 +86,8 @@ func build(t *testing.T, dir string) manifests {
 			t.Fatalf("%s: %s %s does not decode strictly: %v", dir, kind, r.GetName(), err)
 		}
 	}
-	if m.deploy == nil || m.svc == nil || m.ing == nil || m.cm == nil || m.pdb == nil || m.hpa == nil {
-		t.Fatalf("%s: want one each of Deployment, Service, Ingress, ConfigMap, PodDisruptionBudget, HorizontalPodAutoscaler", dir)
+	if m.deploy == nil || m.svc == nil || m.ing == nil || m.cm == nil || m.pdb == nil || m.hpa == nil || m.netpol == nil {
+		t.Fatalf("%s: want one each of Deployment, Service, Ingress, ConfigMap, PodDisruptionBudget, HorizontalPodAutoscaler, NetworkPolicy", dir)
 	}
 	return m
 }
@@ -91,12 +95,16 @@ func build(t *testing.T, dir string) manifests {
 func TestKustomize(t *testing.T) {
 	vars := readmeVars(t)
 	domains := map[string]string{}
+	var trusted string
 	for _, dir := range []string{"deploy/k8s/base", "deploy/k8s/overlays/example"} {
 		t.Run(dir, func(t *testing.T) {
 			m := build(t, dir)
 			env := m.cm.Data
 			vars.checkKnown(t, "ConfigMap "+m.cm.Name, env)
 			domains[dir] = env["RELAY_BASE_DOMAIN"]
+			if dir == "deploy/k8s/overlays/example" {
+				trusted = env["RELAY_TRUSTED_PROXIES"]
+			}
 			// Starting the relay with the ConfigMap proves it accepts every value.
 			hosts := servedHosts(t, vars, env)
 			if len(hosts) < 12 {
@@ -106,7 +114,12 @@ func TestKustomize(t *testing.T) {
 			checkDeployment(t, m, vars)
 			checkService(t, m, vars)
 			checkAvailability(t, m)
+			checkNetworkPolicy(t, m, vars)
+			checkTrustedProxies(t, m)
 		})
+	}
+	if trusted == "" {
+		t.Error("the example overlay sets no RELAY_TRUSTED_PROXIES: show where the ingress controller's addresses go, or per-client limits and allow-lists see only the controller")
 	}
 	if domains["deploy/k8s/base"] == domains["deploy/k8s/overlays/example"] {
 		t.Errorf("the example overlay keeps the base's RELAY_BASE_DOMAIN %q", domains["deploy/k8s/base"])
