@@ -4,7 +4,6 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"testing"
-	"time"
 )
 
 func TestRepoPolicy(t *testing.T) {
@@ -45,38 +44,5 @@ func TestClientIP(t *testing.T) {
 		if got := ClientIP(r, trusted); got.String() != tc.want {
 			t.Errorf("%s + XFF %q: %s, want %s", tc.remote, tc.xff, got, tc.want)
 		}
-	}
-}
-
-func TestLimiter(t *testing.T) {
-	l := NewLimiter(1, 2, 1)
-	ip := netip.MustParseAddr("192.0.2.1")
-	other := netip.MustParseAddr("192.0.2.2")
-	if ok, _ := l.Allow(ip); !ok {
-		t.Fatal("first request refused")
-	}
-	if ok, _ := l.Allow(ip); !ok {
-		t.Fatal("burst of 2 refused its second")
-	}
-	if ok, wait := l.Allow(ip); ok || wait < time.Second {
-		t.Fatalf("third request: ok=%v wait=%s, want a refusal with Retry-After >= 1s", ok, wait)
-	}
-	if ok, _ := l.Allow(other); !ok {
-		t.Fatal("another client was limited by the first one's budget")
-	}
-	release, ok := l.StartTransfer(ip)
-	if !ok {
-		t.Fatal("first transfer refused")
-	}
-	if _, ok := l.StartTransfer(ip); ok {
-		t.Fatal("second concurrent transfer allowed with a limit of 1")
-	}
-	release()
-	release() // idempotent
-	if _, ok := l.StartTransfer(ip); !ok {
-		t.Fatal("transfer refused after the first ended")
-	}
-	if ok, _ := NewLimiter(0, 1, 0).Allow(ip); !ok {
-		t.Fatal("a zero rate must mean no limit")
 	}
 }
