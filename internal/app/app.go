@@ -110,7 +110,13 @@ func newAccess(cfg *config.Config, log *slog.Logger) (*relay.Access, error) {
 	if cfg.ClientUsers == nil {
 		return a, nil
 	}
-	signer, err := access.NewSigner(cfg.ClientTokenKey)
+	var signerOpts []access.SignerOption
+	var userOpts []access.UserFileOption
+	if cfg.AccessClock != nil {
+		signerOpts = append(signerOpts, access.WithClock(cfg.AccessClock))
+		userOpts = append(userOpts, access.WithUserClock(cfg.AccessClock))
+	}
+	signer, err := access.NewSigner(cfg.ClientTokenKey, signerOpts...)
 	if err != nil {
 		return nil, fmt.Errorf("RELAY_TOKEN_KEY_FILE: %w", err)
 	}
@@ -118,7 +124,7 @@ func newAccess(cfg *config.Config, log *slog.Logger) (*relay.Access, error) {
 		log.Warn("RELAY_TOKEN_KEY_FILE is unset: relay tokens are sealed with a random key and verify on this process only; " +
 			"replicas need a shared RELAY_TOKEN_KEY_FILE, and a restart makes clients log in again")
 	}
-	a.Users, a.Signer = access.NewUserFile(cfg.HtpasswdFile, cfg.ClientUsers, log), signer
+	a.Users, a.Signer = access.NewUserFile(cfg.HtpasswdFile, cfg.ClientUsers, log, userOpts...), signer
 	return a, nil
 }
 
