@@ -64,6 +64,10 @@ func New(cfg *config.Config, logOut io.Writer) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
+	acc, err := newAccess(cfg, log)
+	if err != nil {
+		return nil, err
+	}
 	a.relay = relay.New(relay.Options{
 		Routes:              registry.NewTable(cfg.Routes),
 		Mirror:              cfg.Mirror,
@@ -76,7 +80,7 @@ func New(cfg *config.Config, logOut io.Writer) (*App, error) {
 		PublicScheme:        cfg.PublicScheme,
 		TrustedProxies:      cfg.Trusted,
 		Cache:               c,
-		Access:              newAccess(cfg),
+		Access:              acc,
 	})
 	m.SetLimits(cfg.RateLimit, cfg.RateBurst, cfg.MaxTransfersPerIP)
 	a.main = &http.Server{
@@ -98,15 +102,30 @@ func New(cfg *config.Config, logOut io.Writer) (*App, error) {
 func (a *App) Handler() http.Handler { return a.relay }
 
 // newAccess builds the limits and client authentication the relay enforces.
-func newAccess(cfg *config.Config) *relay.Access {
+func newAccess(cfg *config.Config, log *slog.Logger) (*relay.Access, error) {
 	a := &relay.Access{TokenTTL: cfg.ClientTokenTTL}
 	if cfg.RateLimit > 0 || cfg.MaxTransfersPerIP > 0 {
 		a.Limiter = access.NewLimiter(cfg.RateLimit, cfg.RateBurst, cfg.MaxTransfersPerIP)
 	}
-	if cfg.ClientUsers != nil {
-		a.Users, a.Signer = cfg.ClientUsers, access.NewSigner(cfg.ClientTokenKey)
+	if cfg.ClientUsers == nil {
+		return a, nil
 	}
-	return a
+	var signerOpts []access.SignerOption
+	var userOpts []access.UserFileOption
+	if cfg.AccessClock != nil {
+		signerOpts = append(signerOpts, access.WithClock(cfg.AccessClock))
+		userOpts = append(userOpts, access.WithUserClock(cfg.AccessClock))
+	}
+	signer, err := access.NewSigner(cfg.ClientTokenKey, signerOpts...)
+	if err != nil {
+		return nil, fmt.Errorf("RELAY_TOKEN_KEY_FILE: %w", err)
+	}
+	if cfg.EphemeralTokenKey {
+		log.Warn("RELAY_TOKEN_KEY_FILE is unset: relay tokens are sealed with a random key and verify on this process only; " +
+			"replicas need a shared RELAY_TOKEN_KEY_FILE, and a restart makes clients log in again")
+	}
+	a.Users, a.Signer = access.NewUserFile(cfg.HtpasswdFile, cfg.ClientUsers, log, userOpts...), signer
+	return a, nil
 }
 
 // newCache opens the pull-through cache when RELAY_CACHE_DIR is set.

@@ -1,8 +1,8 @@
 package config
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
+	"bytes"
+	"crypto/rand"
 	"fmt"
 	"net/netip"
 	"os"
@@ -30,33 +30,35 @@ func (c *Config) loadAccess() error {
 		}
 		return nil
 	}
-	raw, err := os.ReadFile(c.HtpasswdFile)
-	if err != nil {
+	var err error
+	if c.ClientUsers, err = access.LoadUsers(c.HtpasswdFile); err != nil {
 		return fmt.Errorf("RELAY_HTPASSWD_FILE: %w", err)
 	}
-	if c.ClientUsers, err = access.ParseHtpasswd(raw); err != nil {
-		return fmt.Errorf("RELAY_HTPASSWD_FILE %s: %w", c.HtpasswdFile, err)
-	}
-	return c.loadTokenKey(raw)
+	return c.loadTokenKey()
 }
 
-// loadTokenKey reads the key that signs the relay's client tokens. Without
-// RELAY_TOKEN_KEY_FILE it is derived from the htpasswd file, so replicas
-// sharing that secret accept each other's tokens and changing it revokes
-// them all.
-func (c *Config) loadTokenKey(htpasswd []byte) error {
+// minTokenSecret is the least secret RELAY_TOKEN_KEY_FILE must hold.
+const minTokenSecret = 32
+
+// loadTokenKey reads the secret the relay's client tokens are sealed with
+// (access.NewSigner derives the AEAD key from it). Without
+// RELAY_TOKEN_KEY_FILE it is random, made for this process: its tokens
+// verify here only, and a restart logs every client out (app warns).
+func (c *Config) loadTokenKey() error {
 	if c.TokenKeyFile == "" {
-		m := hmac.New(sha256.New, []byte("registry-relay client token key"))
-		m.Write(htpasswd)
-		c.ClientTokenKey = m.Sum(nil)
+		c.ClientTokenKey = make([]byte, minTokenSecret)
+		_, _ = rand.Read(c.ClientTokenKey) // crypto/rand.Read never fails
+		c.EphemeralTokenKey = true
 		return nil
 	}
 	key, err := os.ReadFile(c.TokenKeyFile)
 	if err != nil {
 		return fmt.Errorf("RELAY_TOKEN_KEY_FILE: %w", err)
 	}
-	if len(strings.TrimSpace(string(key))) < 32 {
-		return fmt.Errorf("RELAY_TOKEN_KEY_FILE: want at least 32 bytes of secret")
+	// Trimmed, so replicas agree whether or not a file ends in a newline.
+	key = bytes.TrimSpace(key)
+	if len(key) < minTokenSecret {
+		return fmt.Errorf("RELAY_TOKEN_KEY_FILE %s: want at least %d bytes of secret, got %d", c.TokenKeyFile, minTokenSecret, len(key))
 	}
 	c.ClientTokenKey = key
 	return nil

@@ -53,8 +53,13 @@ type Config struct {
 	HtpasswdFile      string        `env:"RELAY_HTPASSWD_FILE"`
 	TokenKeyFile      string        `env:"RELAY_TOKEN_KEY_FILE"`
 	ClientTokenTTL    time.Duration `env:"RELAY_CLIENT_TOKEN_TTL" envDefault:"5m"`
-	ClientUsers       access.Users  `env:"-"`
+	ClientUsers       *access.Users `env:"-"`
 	ClientTokenKey    []byte        `env:"-"`
+	// EphemeralTokenKey: ClientTokenKey is random, for this process only.
+	EphemeralTokenKey bool `env:"-"`
+	// AccessClock, when set, is the time for relay-token expiry and for
+	// when the htpasswd file is looked at again; tests set it.
+	AccessClock func() time.Time `env:"-"`
 
 	// The pull-through cache, off while CacheDir is empty.
 	CacheDir      string        `env:"RELAY_CACHE_DIR"`

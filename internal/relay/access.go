@@ -18,8 +18,8 @@ type Access struct {
 	Limiter *access.Limiter
 	// Users and Signer enable client authentication: clients log in to
 	// the relay, and its token endpoint hands out relay tokens that wrap
-	// the upstream's.
-	Users    access.Users
+	// the upstream's. A token is good only while its user is in Users.
+	Users    *access.UserFile
 	Signer   *access.Signer
 	TokenTTL time.Duration
 }
@@ -111,7 +111,8 @@ func (rl *Relay) authenticateClient(w http.ResponseWriter, r *http.Request, x *e
 		return true
 	}
 	if tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
-		if user, upstream, valid := a.Signer.Verify(tok, x.route.Name); valid {
+		user, upstream, valid := a.Signer.Verify(tok, x.route.Name)
+		if valid && a.Users.Users().Has(user) {
 			x.clientUser = user
 			if upstream != "" {
 				r.Header.Set("Authorization", "Bearer "+upstream)
@@ -139,7 +140,7 @@ func (rl *Relay) authenticateClient(w http.ResponseWriter, r *http.Request, x *e
 func (rl *Relay) tokenIssuer(w http.ResponseWriter, r *http.Request, tr *auth.TokenRequest, route string) (func(string, time.Duration) (string, time.Duration), bool) {
 	a := rl.opts.Access
 	user, password, ok := tr.Credentials(r)
-	if !ok || !a.Users.Verify(user, password) {
+	if !ok || !a.Users.Users().Verify(user, password) {
 		w.Header().Set("WWW-Authenticate", `Basic realm="registry-relay"`)
 		oci.NewError(http.StatusUnauthorized, oci.CodeUnauthorized, "log in to the relay (docker login) with a relay account").ServeHTTP(w, r)
 		return nil, false
