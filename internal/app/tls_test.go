@@ -51,7 +51,7 @@ func TestServesTLSWithHTTPSRealms(t *testing.T) {
 	defer upstream.Close()
 	certFile, keyFile := writeSelfSigned(t)
 	r := startApp(t, map[string]string{
-		"RELAY_BASE_DOMAIN": "test", "DOCKERHUB_UPSTREAM": upstream.URL,
+		"RELAY_BASE_DOMAIN": "test", "DOCKERHUB_UPSTREAM": upstream.URL, "DOCKERHUB_AUTH_HOSTS": "auth.invalid",
 		"RELAY_TLS_CERT": certFile, "RELAY_TLS_KEY": keyFile,
 	})
 	defer func() { r.stop(); <-r.served }()
