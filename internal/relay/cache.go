@@ -25,8 +25,9 @@ type Cache struct {
 	// upstream; StaleMax how long one may still be served when the
 	// upstream fails (stale-if-error).
 	TagTTL, StaleMax time.Duration
-	// FillTimeout bounds one upstream transfer into the cache, which is
-	// detached from the client that started it.
+	// FillTimeout bounds one upstream transfer into the cache. A fill is
+	// detached from the client that started it, so that it survives that
+	// client while others read it, and ends when its last reader leaves.
 	FillTimeout time.Duration
 }
 
