@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"sync"
 	"time"
 
 	"golang.org/x/sync/singleflight"
@@ -15,23 +14,19 @@ import (
 // upstream itself would serve. A decision is kept for ttl; concurrent
 // checks for one key make one upstream request.
 type Authz struct {
+	// Now is the clock decisions age by; nil means time.Now.
+	Now   func() time.Time
 	ttl   time.Duration
-	mu    sync.Mutex
-	known map[string]decision
+	known recent[bool]
 	group singleflight.Group
 }
 
-type decision struct {
-	allowed bool
-	at      time.Time
-}
-
-// maxDecisions bounds the table; it is emptied when full.
+// maxDecisions bounds the table; the least recently used go first.
 const maxDecisions = 16384
 
 // NewAuthz returns an empty decision table.
 func NewAuthz(ttl time.Duration) *Authz {
-	return &Authz{ttl: ttl, known: map[string]decision{}}
+	return &Authz{ttl: ttl, known: newRecent[bool](maxDecisions)}
 }
 
 // Key identifies a client identity for a repository of a route. The
@@ -47,23 +42,13 @@ func Key(route, repo, authorization string) string {
 
 // Record stores what an upstream answer showed about key.
 func (a *Authz) Record(key string, allowed bool) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if len(a.known) >= maxDecisions {
-		a.known = map[string]decision{}
-	}
-	a.known[key] = decision{allowed, time.Now()}
+	a.known.put(key, allowed, clock(a.Now))
 }
 
 // Known returns a decision younger than maxAge.
 func (a *Authz) Known(key string, maxAge time.Duration) (allowed, ok bool) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	d, ok := a.known[key]
-	if !ok || time.Since(d.at) > maxAge {
-		return false, false
-	}
-	return d.allowed, true
+	allowed, _, ok = a.known.get(key, maxAge, clock(a.Now))
+	return allowed, ok
 }
 
 // Allowed answers from a fresh decision, or asks check (one call per key

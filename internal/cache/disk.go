@@ -2,12 +2,8 @@ package cache
 
 import (
 	"container/list"
-	"crypto/sha256"
-	"crypto/sha512"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"hash"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -29,7 +25,14 @@ type Disk struct {
 	mu    sync.Mutex
 	lru   *list.List               // front: most recently used
 	index map[string]*list.Element // digest -> element holding *entry
-	total int64
+	total int64                    // published bytes
+	// spooled is what writers in tmp/ hold or have reserved: a transfer
+	// in progress takes disk like published content does.
+	spooled int64
+
+	// files serializes publishing and evicting, so that a sidecar merge
+	// never races the removal of the entry it merges into.
+	files sync.Mutex
 }
 
 type entry struct {
@@ -118,10 +121,7 @@ func (d *Disk) Open(digest string) (Content, error) {
 	if err != nil {
 		return nil, ErrNotFound
 	}
-	var m Meta
-	if raw, err := os.ReadFile(mpath); err == nil {
-		_ = json.Unmarshal(raw, &m)
-	}
+	m := readMeta(mpath)
 	info, err := f.Stat()
 	if err != nil {
 		f.Close()
@@ -139,6 +139,16 @@ type diskContent struct {
 
 func (c *diskContent) Meta() Meta { return c.meta }
 
+// readMeta reads a sidecar; a missing or unreadable one is an entry with
+// no media type and no provenance, which no route is served.
+func readMeta(path string) Meta {
+	var m Meta
+	if raw, err := os.ReadFile(path); err == nil {
+		_ = json.Unmarshal(raw, &m)
+	}
+	return m
+}
+
 func (d *Disk) touch(digest string, size int64) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -150,91 +160,14 @@ func (d *Disk) touch(digest string, size int64) {
 	d.total += size
 }
 
-// Create starts a temporary file that Commit verifies and renames.
-func (d *Disk) Create(digest string, meta Meta) (Writer, error) {
-	cpath, mpath, err := d.paths(digest)
-	if err != nil {
-		return nil, err
-	}
-	f, err := os.CreateTemp(filepath.Join(d.dir, "tmp"), "fill-*")
-	if err != nil {
-		return nil, err
-	}
-	var h hash.Hash = sha256.New()
-	if strings.HasPrefix(digest, "sha512:") {
-		h = sha512.New()
-	}
-	return &diskWriter{d: d, f: f, h: h, digest: digest, cpath: cpath, mpath: mpath, meta: meta}, nil
-}
-
-type diskWriter struct {
-	d            *Disk
-	f            *os.File
-	h            hash.Hash
-	digest       string
-	cpath, mpath string
-	meta         Meta
-	written      int64
-	done         bool
-}
-
-func (w *diskWriter) Write(p []byte) (int, error) {
-	n, err := w.f.Write(p)
-	w.h.Write(p[:n])
-	w.written += int64(n)
-	return n, err
-}
-
-func (w *diskWriter) Commit() error {
-	if w.done {
-		return fmt.Errorf("cache writer already finished")
-	}
-	defer w.Abort()
-	_, enc, _ := strings.Cut(w.digest, ":")
-	if got := hex.EncodeToString(w.h.Sum(nil)); got != enc {
-		return fmt.Errorf("%w: want %s, got %s", ErrDigestMismatch, w.digest, got)
-	}
-	if err := w.f.Close(); err != nil {
-		return err
-	}
-	w.meta.Size, w.meta.Stored = w.written, time.Now()
-	raw, _ := json.Marshal(w.meta)
-	if err := os.MkdirAll(filepath.Dir(w.cpath), 0o750); err != nil {
-		return err
-	}
-	// The sidecar first: content without meta is still servable, meta
-	// without content is never looked at.
-	if err := os.WriteFile(w.mpath, raw, 0o640); err != nil {
-		return err
-	}
-	if err := os.Rename(w.f.Name(), w.cpath); err != nil {
-		return err
-	}
-	w.done = true
-	w.d.touch(w.digest, w.written)
-	w.d.evict()
-	return nil
-}
-
-// Spool is the temporary file being written, which concurrent readers of
-// a fill follow as it grows.
-func (w *diskWriter) Spool() string { return w.f.Name() }
-
-func (w *diskWriter) Abort() {
-	if w.done {
-		return
-	}
-	w.done = true
-	w.f.Close()
-	os.Remove(w.f.Name())
-}
-
 // evict removes least recently used entries until the total fits. Readers
 // that still have an evicted file open keep reading it (unlink semantics).
 func (d *Disk) evict() {
+	d.files.Lock()
+	defer d.files.Unlock()
 	d.mu.Lock()
 	var victims []*entry
-	for d.total > d.maxBytes && d.lru.Len() > 0 {
+	for d.total+d.spooled > d.maxBytes && d.lru.Len() > 0 {
 		el := d.lru.Back()
 		e := el.Value.(*entry)
 		d.lru.Remove(el)
@@ -254,9 +187,33 @@ func (d *Disk) evict() {
 	}
 }
 
-// Size is the total size of published content.
+// Size is the disk the store takes: published content and the transfers
+// being written (or reserved) in tmp/.
 func (d *Disk) Size() int64 {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.total
+	return d.total + d.spooled
+}
+
+// reserve claims n bytes for a transfer, evicting published entries to
+// make room; it refuses what would not fit beside the other transfers.
+func (d *Disk) reserve(n int64) error {
+	if n <= 0 {
+		return nil
+	}
+	d.mu.Lock()
+	if d.spooled+n > d.maxBytes {
+		d.mu.Unlock()
+		return fmt.Errorf("%w: %d bytes wanted, %d of %d in transfers", ErrNoSpace, n, d.spooled, d.maxBytes)
+	}
+	d.spooled += n
+	d.mu.Unlock()
+	d.evict()
+	return nil
+}
+
+func (d *Disk) unreserve(n int64) {
+	d.mu.Lock()
+	d.spooled -= n
+	d.mu.Unlock()
 }

@@ -137,17 +137,19 @@ func TestFillStreamsToFollowersAndHoldsBackTheEnd(t *testing.T) {
 	d, _ := OpenDisk(t.TempDir(), 1<<20, nil)
 	content := []byte("0123456789")
 	fills := NewFills()
-	f, leader := fills.Join(digestOf(content))
+	f, leader := fills.Join("r", digestOf(content))
 	if !leader {
 		t.Fatal("first Join did not lead")
 	}
-	if _, again := fills.Join(digestOf(content)); again {
+	if _, again := fills.Join("r", digestOf(content)); again {
 		t.Fatal("second Join also leads")
+	}
+	if _, other := fills.Join("other", digestOf(content)); !other {
+		t.Fatal("another route's Join follows this route's fill")
 	}
 	w, _ := d.Create(digestOf(content), Meta{})
 	body := &slowBody{chunks: make(chan []byte)}
-	f.Start(body, w, Meta{Size: 10}, nil)
-	r, err := f.Reader(context.Background())
+	r, err := f.Start(context.Background(), body, w, Meta{Size: 10}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,10 +185,9 @@ func TestFillFailureReachesEveryReader(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			d, _ := OpenDisk(t.TempDir(), 1<<20, nil)
 			dg := digestOf([]byte("abc"))
-			f, _ := NewFills().Join(dg)
+			f, _ := NewFills().Join("r", dg)
 			w, _ := d.Create(dg, Meta{})
-			f.Start(tc.body, w, Meta{Size: tc.size}, nil)
-			r, _ := f.Reader(context.Background())
+			r, _ := f.Start(context.Background(), tc.body, w, Meta{Size: tc.size}, nil)
 			defer r.Close()
 			tc.body.chunks <- tc.data
 			close(tc.body.chunks)

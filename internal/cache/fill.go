@@ -9,10 +9,14 @@ import (
 	"sync"
 )
 
-// Fills lets concurrent misses for one digest share a single upstream
-// fetch. The first request leads: it fetches and hands the body to Start.
-// Every request, the leader's included, then reads the spool file as it
-// grows, so bytes reach all clients as they arrive.
+// ErrAbandoned ends a fill that every client stopped reading: nobody is
+// charged for the transfer any more, so it does not go on.
+var ErrAbandoned = errors.New("fill abandoned: no client reads it")
+
+// Fills lets concurrent misses for one digest through one route share a
+// single upstream fetch. The first request leads: it fetches and hands
+// the body to Start. Every request, the leader's included, then reads the
+// spool file as it grows, so bytes reach all clients as they arrive.
 type Fills struct {
 	mu     sync.Mutex
 	active map[string]*Fill
@@ -24,6 +28,7 @@ func NewFills() *Fills { return &Fills{active: map[string]*Fill{}} }
 // Fill is one in-progress fetch of a digest.
 type Fill struct {
 	fills  *Fills
+	key    string
 	digest string
 	ready  chan struct{} // closed once the leader knows the outcome of its request
 	ok     bool          // the leader got content; followers may read
@@ -36,30 +41,36 @@ type Fill struct {
 	// must still find it. It is closed when the copy and every reader
 	// are done with it.
 	spool   *os.File
-	refs    int
+	refs    int       // users of spool: the copy and every open reader
+	readers int       // open readers; the last leaving early aborts the fill
+	body    io.Closer // the upstream body, closed to abort
+	aborted bool
 	written int64
 	done    bool
 	err     error
 }
 
-// Join returns the fill for digest and whether the caller leads it (and
-// must call Start or Abandon).
-func (fs *Fills) Join(digest string) (*Fill, bool) {
+// Join returns the fill of digest through route and whether the caller
+// leads it (and must call Start or Abandon). Fills are per route: a
+// follower is served what its own route's upstream sends, never bytes
+// another route's upstream is still proving.
+func (fs *Fills) Join(route, digest string) (*Fill, bool) {
+	key := route + "\x00" + digest
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
-	if f, ok := fs.active[digest]; ok {
+	if f, ok := fs.active[key]; ok {
 		return f, false
 	}
-	f := &Fill{fills: fs, digest: digest, ready: make(chan struct{}), changed: make(chan struct{})}
-	fs.active[digest] = f
+	f := &Fill{fills: fs, key: key, digest: digest, ready: make(chan struct{}), changed: make(chan struct{})}
+	fs.active[key] = f
 	return f, true
 }
 
 func (fs *Fills) remove(f *Fill) {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
-	if fs.active[f.digest] == f {
-		delete(fs.active, f.digest)
+	if fs.active[f.key] == f {
+		delete(fs.active, f.key)
 	}
 }
 
@@ -85,20 +96,25 @@ func (f *Fill) Wait(ctx context.Context) bool {
 func (f *Fill) Meta() Meta { return f.meta }
 
 // Start copies body into w in the background until EOF, then commits,
-// which verifies the digest. size is the upstream's Content-Length or -1.
-// onBytes, if not nil, is told of every chunk read from the upstream.
-func (f *Fill) Start(body io.ReadCloser, w Writer, meta Meta, onBytes func(int)) error {
+// which verifies the digest, and returns the leader's reader. The leader
+// reads from the start, so no gap between Start and its reader lets the
+// fill look abandoned. When every reader has closed before the end, body
+// is closed (its Close must unblock a pending Read, as an HTTP body's
+// does once its request is cancelled) and the spool discarded. onBytes,
+// if not nil, is told of every chunk read from the upstream.
+func (f *Fill) Start(ctx context.Context, body io.ReadCloser, w Writer, meta Meta, onBytes func(int)) (io.ReadCloser, error) {
 	spool, err := os.Open(w.Spool())
 	if err != nil {
 		body.Close()
 		w.Abort()
 		f.Abandon()
-		return err
+		return nil, err
 	}
-	f.meta, f.spool, f.refs, f.ok = meta, spool, 1, true
+	f.meta, f.spool, f.body, f.ok = meta, spool, body, true
+	f.refs, f.readers = 2, 1
 	close(f.ready)
 	go f.copy(body, w, onBytes)
-	return nil
+	return &fillReader{f: f, ctx: ctx}, nil
 }
 
 // release drops one user of the spool handle and closes it after the last.
@@ -114,30 +130,12 @@ func (f *Fill) release() {
 
 func (f *Fill) copy(body io.ReadCloser, w Writer, onBytes func(int)) {
 	defer body.Close()
-	buf := make([]byte, 32<<10)
-	var err error
-	for {
-		n, rerr := body.Read(buf)
-		if n > 0 {
-			if _, werr := w.Write(buf[:n]); werr != nil {
-				err = werr
-				break
-			}
-			if onBytes != nil {
-				onBytes(n)
-			}
-			f.update(int64(n), false, nil)
-		}
-		if rerr == io.EOF {
-			break
-		}
-		if rerr != nil {
-			err = fmt.Errorf("upstream transfer of %s: %w", f.digest, rerr)
-			break
-		}
-	}
+	err := f.transfer(body, w, onBytes)
 	if err == nil && f.meta.Size >= 0 && f.written != f.meta.Size {
 		err = fmt.Errorf("upstream sent %d of %d bytes of %s", f.written, f.meta.Size, f.digest)
+	}
+	if f.isAborted() {
+		err = ErrAbandoned
 	}
 	if err == nil {
 		err = w.Commit()
@@ -149,6 +147,36 @@ func (f *Fill) copy(body io.ReadCloser, w Writer, onBytes func(int)) {
 	f.release()
 }
 
+func (f *Fill) transfer(body io.Reader, w Writer, onBytes func(int)) error {
+	buf := make([]byte, 32<<10)
+	for {
+		n, rerr := body.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return fmt.Errorf("caching %s: %w", f.digest, werr)
+			}
+			if onBytes != nil {
+				onBytes(n)
+			}
+			f.update(int64(n), false, nil)
+		}
+		switch {
+		case f.isAborted():
+			return ErrAbandoned
+		case rerr == io.EOF:
+			return nil
+		case rerr != nil:
+			return fmt.Errorf("upstream transfer of %s: %w", f.digest, rerr)
+		}
+	}
+}
+
+func (f *Fill) isAborted() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.aborted
+}
+
 func (f *Fill) update(n int64, done bool, err error) {
 	f.mu.Lock()
 	f.written += n
@@ -158,17 +186,35 @@ func (f *Fill) update(n int64, done bool, err error) {
 	f.mu.Unlock()
 }
 
-// Reader streams the content as it arrives. The last byte is held back
-// until the digest is verified: a client never receives a complete body
-// whose digest turned out wrong, only an error.
+// Reader streams the content as it arrives, for a follower. It fails if
+// the fill is over and let go of its spool, or was abandoned: the caller
+// then looks in the store or fetches for itself. The last byte is held
+// back until the digest is verified: a client never receives a complete
+// body whose digest turned out wrong, only an error.
 func (f *Fill) Reader(ctx context.Context) (io.ReadCloser, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.refs == 0 {
+	if f.refs == 0 || f.aborted {
 		return nil, fmt.Errorf("fill of %s already released", f.digest)
 	}
 	f.refs++
+	f.readers++
 	return &fillReader{f: f, ctx: ctx}, nil
+}
+
+// leave is one reader closing; the last one leaving before the end
+// aborts the transfer, which nobody would read.
+func (f *Fill) leave() {
+	f.mu.Lock()
+	f.readers--
+	abort := f.readers == 0 && !f.done && !f.aborted
+	f.aborted = f.aborted || abort
+	f.mu.Unlock()
+	if abort {
+		f.fills.remove(f)
+		f.body.Close()
+	}
+	f.release()
 }
 
 type fillReader struct {
@@ -208,6 +254,6 @@ func (r *fillReader) Read(p []byte) (int, error) {
 }
 
 func (r *fillReader) Close() error {
-	r.closed.Do(r.f.release)
+	r.closed.Do(r.f.leave)
 	return nil
 }

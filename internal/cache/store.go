@@ -6,6 +6,7 @@ package cache
 import (
 	"errors"
 	"io"
+	"slices"
 	"time"
 )
 
@@ -16,12 +17,43 @@ var ErrNotFound = errors.New("not in cache")
 // stored under; they are discarded.
 var ErrDigestMismatch = errors.New("content does not match its digest")
 
+// ErrNoSpace means content cannot fit under the store's bound even after
+// evicting everything published: the caller steps aside and streams from
+// the upstream without caching.
+var ErrNoSpace = errors.New("no room in the cache")
+
 // Meta is what the cache keeps beside content.
 type Meta struct {
+	// Size is the content's length; given to Create, the expected length
+	// (the upstream's Content-Length), or 0 or less if unknown.
 	Size        int64
 	ContentType string
-	// Stored is when the content was published.
+	// Stored is when the content was first published.
 	Stored time.Time
+	// Routes are the routes whose upstreams supplied these verified bytes:
+	// content is served through a route only if that route's own upstream
+	// provided it. Entries written before provenance was kept have none.
+	Routes []string `json:",omitempty"`
+}
+
+// From reports whether route's upstream supplied the content.
+func (m Meta) From(route string) bool { return slices.Contains(m.Routes, route) }
+
+// merged is m updated by a later verified write of the same bytes: the
+// provenance grows, and a specific media type (a manifest's) is kept over
+// the generic one a blob pull of the same bytes brings.
+func (m Meta) merged(later Meta) Meta {
+	for _, r := range later.Routes {
+		if !m.From(r) {
+			m.Routes = append(m.Routes, r)
+		}
+	}
+	slices.Sort(m.Routes)
+	if ct := later.ContentType; ct != "" && ct != "application/octet-stream" {
+		m.ContentType = ct
+	}
+	m.Size = later.Size
+	return m
 }
 
 // Content is a published entry opened for reading.
@@ -46,6 +78,10 @@ type Writer interface {
 type Store interface {
 	// Open returns published content, or ErrNotFound.
 	Open(digest string) (Content, error)
-	// Create starts writing content for digest.
+	// Create starts writing content for digest, reserving meta.Size
+	// bytes when known (ErrNoSpace if they cannot fit). Committing bytes
+	// for a digest already published keeps the published content and
+	// adds meta.Routes to its provenance: the new bytes were verified
+	// against the same digest, so they are the same content.
 	Create(digest string, meta Meta) (Writer, error)
 }

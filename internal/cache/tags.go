@@ -1,16 +1,14 @@
 package cache
 
-import (
-	"sync"
-	"time"
-)
+import "time"
 
 // Tags maps a tag, as one client asked for it (the Accept header decides
 // between a manifest list and a single manifest), to the digest the
 // upstream answered with and when.
 type Tags struct {
-	mu    sync.Mutex
-	known map[string]TagEntry
+	// Now is the clock resolutions age by; nil means time.Now.
+	Now   func() time.Time
+	known recent[string]
 }
 
 // TagEntry is one remembered tag resolution.
@@ -19,11 +17,11 @@ type TagEntry struct {
 	Fetched time.Time
 }
 
-// maxTags bounds the table; it is emptied when full.
+// maxTags bounds the table; the least recently used go first.
 const maxTags = 65536
 
 // NewTags returns an empty tag table.
-func NewTags() *Tags { return &Tags{known: map[string]TagEntry{}} }
+func NewTags() *Tags { return &Tags{known: newRecent[string](maxTags)} }
 
 // TagKey identifies a tag request.
 func TagKey(route, repo, tag, accept string) string {
@@ -31,22 +29,10 @@ func TagKey(route, repo, tag, accept string) string {
 }
 
 // Put remembers that key resolved to digest now.
-func (t *Tags) Put(key, digest string) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if len(t.known) >= maxTags {
-		t.known = map[string]TagEntry{}
-	}
-	t.known[key] = TagEntry{digest, time.Now()}
-}
+func (t *Tags) Put(key, digest string) { t.known.put(key, digest, clock(t.Now)) }
 
 // Get returns the entry for key if it is younger than maxAge.
 func (t *Tags) Get(key string, maxAge time.Duration) (TagEntry, bool) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	e, ok := t.known[key]
-	if !ok || time.Since(e.Fetched) > maxAge {
-		return TagEntry{}, false
-	}
-	return e, true
+	d, at, ok := t.known.get(key, maxAge, clock(t.Now))
+	return TagEntry{d, at}, ok
 }

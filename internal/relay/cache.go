@@ -2,9 +2,11 @@ package relay
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/registry-relay/registry-relay/internal/cache"
@@ -23,8 +25,9 @@ type Cache struct {
 	// upstream; StaleMax how long one may still be served when the
 	// upstream fails (stale-if-error).
 	TagTTL, StaleMax time.Duration
-	// FillTimeout bounds one upstream transfer into the cache, which is
-	// detached from the client that started it.
+	// FillTimeout bounds one upstream transfer into the cache. A fill is
+	// detached from the client that started it, so that it survives that
+	// client while others read it, and ends when its last reader leaves.
 	FillTimeout time.Duration
 }
 
@@ -49,7 +52,7 @@ func (rl *Relay) serveFromCache(w http.ResponseWriter, r *http.Request, x *excha
 		return rl.cachedDigest(w, r, x, x.path.Reference, cacheHit)
 	case x.kind == oci.KindManifest:
 		e, ok := rl.cache.Tags.Get(x.tagKey, rl.cache.TagTTL)
-		return ok && rl.authorizedKnown(x, rl.cache.TagTTL) && rl.cachedDigest(w, r, x, e.Digest, cacheHit)
+		return ok && rl.cachedDigest(w, r, x, e.Digest, cacheHit)
 	}
 	return false
 }
@@ -67,7 +70,7 @@ func (rl *Relay) cachedDigest(w http.ResponseWriter, r *http.Request, x *exchang
 	if ct := content.Meta().ContentType; x.kind == oci.KindManifest && (ct == "" || ct == "application/octet-stream") {
 		return false
 	}
-	if result != cacheStale && !rl.authorized(r, x) {
+	if !rl.mayServe(r, x, content.Meta(), result) {
 		return false
 	}
 	rl.markCache(x, result)
@@ -99,8 +102,8 @@ func (rl *Relay) markCache(x *exchange, result string) {
 }
 
 // cachedBlob serves a blob from the cache, or joins or leads the one
-// upstream fetch that fills it. Range requests for uncached blobs and
-// HEADs are proxied: they do not fill the cache.
+// upstream fetch through this route that fills it. Range requests for
+// uncached blobs and HEADs are proxied: they do not fill the cache.
 func (rl *Relay) cachedBlob(w http.ResponseWriter, r *http.Request, x *exchange) bool {
 	digest := x.path.Reference
 	if rl.cachedDigest(w, r, x, digest, cacheHit) {
@@ -109,21 +112,24 @@ func (rl *Relay) cachedBlob(w http.ResponseWriter, r *http.Request, x *exchange)
 	if r.Method == http.MethodHead || r.Header.Get("Range") != "" || !rl.authorized(r, x) {
 		return false
 	}
-	fill, leader := rl.cache.Fills.Join(digest)
-	result := cacheCoalesced
+	fill, leader := rl.cache.Fills.Join(x.route.Name, digest)
+	result, body := cacheMiss, io.ReadCloser(nil)
 	if leader {
-		if !rl.startFill(r, x, fill) {
+		if body = rl.startFill(r, x, fill); body == nil {
 			return false
 		}
-		result = cacheMiss
-	} else if !fill.Wait(r.Context()) {
-		return false
-	}
-	body, err := fill.Reader(r.Context())
-	if err != nil {
-		// The fill ended and let go of its spool: the blob is published,
-		// or the fill failed and the request goes upstream itself.
-		return rl.cachedDigest(w, r, x, digest, cacheHit)
+	} else {
+		if !fill.Wait(r.Context()) {
+			return false
+		}
+		var err error
+		if body, err = fill.Reader(r.Context()); err != nil {
+			// The fill ended and let go of its spool: the blob is
+			// published, or the fill failed or was abandoned and the
+			// request goes upstream itself.
+			return rl.cachedDigest(w, r, x, digest, cacheHit)
+		}
+		result = cacheCoalesced
 	}
 	defer body.Close()
 	rl.markCache(x, result)
@@ -131,15 +137,45 @@ func (rl *Relay) cachedBlob(w http.ResponseWriter, r *http.Request, x *exchange)
 	return true
 }
 
-// startFill makes the upstream request for a fill, detached from the
-// client so that one client leaving does not cut the others off.
-func (rl *Relay) startFill(r *http.Request, x *exchange, fill *cache.Fill) bool {
+// startFill makes the upstream request for a fill and returns the
+// leader's reader of it, or nil if there is nothing to fill from (the
+// request is then proxied). The request is detached from the client, so
+// that one client leaving does not cut the others off; it ends when the
+// last reader leaves (cache.Fill) or after FillTimeout.
+func (rl *Relay) startFill(r *http.Request, x *exchange, fill *cache.Fill) io.ReadCloser {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), rl.cache.FillTimeout)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, x.target.String(), nil)
+	resp, err := rl.fillRequest(ctx, r, x)
 	if err != nil {
 		cancel()
 		fill.Abandon()
-		return false
+		return nil
+	}
+	meta := cache.Meta{Size: resp.ContentLength, ContentType: "application/octet-stream", Routes: []string{x.route.Name}}
+	w, err := rl.cache.Store.Create(x.path.Reference, meta)
+	if err != nil {
+		// A cache fault is not the client's: step aside, and the proxy
+		// streams the blob from the upstream without caching it.
+		rl.log.WarnContext(r.Context(), "not caching a blob", "route", x.route.Name, "err", err)
+		discard(resp)
+		cancel()
+		fill.Abandon()
+		return nil
+	}
+	route := x.route.Name
+	body, err := fill.Start(r.Context(), &cancelOnClose{ReadCloser: resp.Body, cancel: cancel}, w, meta,
+		func(n int) { rl.opts.Metrics.UpstreamBytes(route, n) })
+	if err != nil {
+		return nil
+	}
+	return body
+}
+
+// fillRequest GETs the blob from the route's upstream with the client's
+// credentials; anything but a 200 is no content to fill from.
+func (rl *Relay) fillRequest(ctx context.Context, r *http.Request, x *exchange) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, x.target.String(), nil)
+	if err != nil {
+		return nil, err
 	}
 	for _, k := range []string{"User-Agent", "Accept"} {
 		if v := r.Header.Get(k); v != "" {
@@ -151,29 +187,14 @@ func (rl *Relay) startFill(r *http.Request, x *exchange, fill *cache.Fill) bool 
 	}
 	resp, err := rl.fetch.RoundTrip(req)
 	if err != nil {
-		cancel()
-		fill.Abandon()
-		return false
+		return nil, err
 	}
 	rl.opts.Metrics.Upstream(x.route.Name, resp.StatusCode)
 	if resp.StatusCode != http.StatusOK {
 		discard(resp)
-		cancel()
-		fill.Abandon()
-		return false
+		return nil, fmt.Errorf("fill answered %d", resp.StatusCode)
 	}
-	w, err := rl.cache.Store.Create(x.path.Reference, cache.Meta{ContentType: "application/octet-stream"})
-	if err != nil {
-		rl.log.ErrorContext(r.Context(), "cache write failed", "err", err)
-		discard(resp)
-		cancel()
-		fill.Abandon()
-		return false
-	}
-	route := x.route.Name
-	err = fill.Start(&cancelOnClose{resp.Body, cancel}, w, cache.Meta{Size: resp.ContentLength, ContentType: "application/octet-stream"},
-		func(n int) { rl.opts.Metrics.UpstreamBytes(route, n) })
-	return err == nil
+	return resp, nil
 }
 
 // streamFill sends a filling blob to one client. If the fill fails, the
@@ -208,13 +229,20 @@ func (f flushWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// cancelOnClose ends a fill's upstream request when its body is closed,
+// which an abandoned fill does while its copy may still be reading:
+// cancelling first makes that pending Read return at once.
 type cancelOnClose struct {
 	io.ReadCloser
 	cancel context.CancelFunc
+	once   sync.Once
+	err    error
 }
 
 func (c *cancelOnClose) Close() error {
-	err := c.ReadCloser.Close()
-	c.cancel()
-	return err
+	c.once.Do(func() {
+		c.cancel()
+		c.err = c.ReadCloser.Close()
+	})
+	return c.err
 }

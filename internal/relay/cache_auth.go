@@ -71,6 +71,25 @@ func (rl *Relay) authorized(r *http.Request, x *exchange) bool {
 	})
 }
 
+// mayServe is the one answer to "may this client get this cached object
+// via this route", which every cache path asks (blob hit, manifest by
+// digest, tag hit, stale tag). The route's own upstream must have supplied
+// the bytes (meta's provenance; another route's upstream saying 200 for a
+// digest proves nothing about content it never sent), and the client must
+// be allowed the object on this route: freshly for a hit, from a decision
+// within the TTL for a tag, within StaleMax when serving stale.
+func (rl *Relay) mayServe(r *http.Request, x *exchange, meta cache.Meta, result string) bool {
+	switch {
+	case !meta.From(x.route.Name):
+		return false
+	case result == cacheStale:
+		return rl.authorizedKnown(x, rl.cache.StaleMax)
+	case x.tagKey != "" && !rl.authorizedKnown(x, rl.cache.TagTTL):
+		return false
+	}
+	return rl.authorized(r, x)
+}
+
 // authorizedKnown answers only from a decision younger than maxAge.
 func (rl *Relay) authorizedKnown(x *exchange, maxAge time.Duration) bool {
 	allowed, ok := rl.cache.Authz.Known(x.authKey, maxAge)
@@ -129,7 +148,7 @@ func (m *manifestCapture) store() {
 		m.rl.log.Warn("not caching a manifest whose bytes do not match its digest", "route", m.x.route.Name, "digest", digest)
 		return
 	}
-	w, err := m.rl.cache.Store.Create(digest, cache.Meta{ContentType: m.contentType})
+	w, err := m.rl.cache.Store.Create(digest, cache.Meta{ContentType: m.contentType, Routes: []string{m.x.route.Name}})
 	if err != nil {
 		return
 	}
@@ -150,10 +169,7 @@ func (rl *Relay) staleTag(w http.ResponseWriter, r *http.Request, x *exchange) b
 		return false
 	}
 	e, ok := rl.cache.Tags.Get(x.tagKey, rl.cache.StaleMax)
-	if !ok || !rl.authorizedKnown(x, rl.cache.StaleMax) {
-		return false
-	}
-	return rl.cachedDigest(w, r, x, e.Digest, cacheStale)
+	return ok && rl.cachedDigest(w, r, x, e.Digest, cacheStale)
 }
 
 // staleResponse turns an upstream failure into the stale answer, for the
@@ -163,11 +179,15 @@ func (rl *Relay) staleResponse(resp *http.Response, x *exchange) bool {
 		return false
 	}
 	e, ok := rl.cache.Tags.Get(x.tagKey, rl.cache.StaleMax)
-	if !ok || !rl.authorizedKnown(x, rl.cache.StaleMax) {
+	if !ok {
 		return false
 	}
 	content, err := rl.cache.Store.Open(e.Digest)
 	if err != nil {
+		return false
+	}
+	if !rl.mayServe(resp.Request, x, content.Meta(), cacheStale) {
+		content.Close()
 		return false
 	}
 	discard(resp)
