@@ -2,6 +2,7 @@ package relay
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -37,6 +38,9 @@ const (
 	cacheMiss      = "miss"
 	cacheStale     = "stale"
 	cacheCoalesced = "coalesced"
+	// cacheBypass is an answer the cache stepped aside for (no room, no
+	// declared size): streamed from the upstream, not stored.
+	cacheBypass = "bypass"
 )
 
 // serveFromCache answers from the cache when it can, and reports whether
@@ -113,9 +117,9 @@ func (rl *Relay) cachedBlob(w http.ResponseWriter, r *http.Request, x *exchange)
 		return false
 	}
 	fill, leader := rl.cache.Fills.Join(x.route.Name, digest)
-	result, body := cacheMiss, io.ReadCloser(nil)
+	result, body, size := cacheMiss, io.ReadCloser(nil), int64(-1)
 	if leader {
-		if body = rl.startFill(r, x, fill); body == nil {
+		if body, size, result = rl.startFill(r, x, fill); body == nil {
 			return false
 		}
 	} else {
@@ -129,45 +133,50 @@ func (rl *Relay) cachedBlob(w http.ResponseWriter, r *http.Request, x *exchange)
 			// request goes upstream itself.
 			return rl.cachedDigest(w, r, x, digest, cacheHit)
 		}
-		result = cacheCoalesced
+		result, size = cacheCoalesced, fill.Meta().Size
 	}
 	defer body.Close()
 	rl.markCache(x, result)
-	rl.streamFill(w, r, x, body, fill.Meta().Size, result)
+	rl.streamFill(w, r, x, body, size, result)
 	return true
 }
 
 // startFill makes the upstream request for a fill and returns the
-// leader's reader of it, or nil if there is nothing to fill from (the
-// request is then proxied). The request is detached from the client, so
-// that one client leaving does not cut the others off; it ends when the
-// last reader leaves (cache.Fill) or after FillTimeout.
-func (rl *Relay) startFill(r *http.Request, x *exchange, fill *cache.Fill) io.ReadCloser {
+// leader's reader of it and the blob's size, or nil if there is nothing
+// to fill from (the request is then proxied). The request is detached from
+// the client, so that one client leaving does not cut the others off; it
+// ends when the last reader leaves (cache.Fill) or after FillTimeout.
+func (rl *Relay) startFill(r *http.Request, x *exchange, fill *cache.Fill) (body io.ReadCloser, size int64, result string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), rl.cache.FillTimeout)
 	resp, err := rl.fillRequest(ctx, r, x)
 	if err != nil {
 		cancel()
 		fill.Abandon()
-		return nil
+		return nil, -1, ""
 	}
 	meta := cache.Meta{Size: resp.ContentLength, ContentType: "application/octet-stream", Routes: []string{x.route.Name}}
-	w, err := rl.cache.Store.Create(x.path.Reference, meta)
+	var w cache.Writer
+	if resp.ContentLength < 0 {
+		// Room for a blob of unknown size cannot be reserved up front,
+		// and running out of it half-way would cut every reader.
+		err = errors.New("the upstream sent no Content-Length")
+	} else {
+		w, err = rl.cache.Store.Create(x.path.Reference, meta)
+	}
 	if err != nil {
-		// A cache fault is not the client's: step aside, and the proxy
-		// streams the blob from the upstream without caching it.
+		// A cache fault is not the client's: step aside and stream the
+		// answer in hand to this client, uncached.
 		rl.log.WarnContext(r.Context(), "not caching a blob", "route", x.route.Name, "err", err)
-		discard(resp)
-		cancel()
 		fill.Abandon()
-		return nil
+		return &cancelOnClose{ReadCloser: resp.Body, cancel: cancel}, resp.ContentLength, cacheBypass
 	}
 	route := x.route.Name
-	body, err := fill.Start(r.Context(), &cancelOnClose{ReadCloser: resp.Body, cancel: cancel}, w, meta,
+	body, err = fill.Start(r.Context(), &cancelOnClose{ReadCloser: resp.Body, cancel: cancel}, w, meta,
 		func(n int) { rl.opts.Metrics.UpstreamBytes(route, n) })
 	if err != nil {
-		return nil
+		return nil, -1, ""
 	}
-	return body
+	return body, meta.Size, cacheMiss
 }
 
 // fillRequest GETs the blob from the route's upstream with the client's
@@ -178,8 +187,8 @@ func (rl *Relay) fillRequest(ctx context.Context, r *http.Request, x *exchange) 
 		return nil, err
 	}
 	for _, k := range []string{"User-Agent", "Accept"} {
-		if v := r.Header.Get(k); v != "" {
-			req.Header.Set(k, v)
+		if v := r.Header.Values(k); len(v) > 0 {
+			req.Header[k] = v
 		}
 	}
 	if a := clientAuthorization(r); a != "" {

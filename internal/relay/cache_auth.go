@@ -19,12 +19,7 @@ import (
 
 // clientAuthorization is the client's own credential for the upstream;
 // the mirror's stand-in token means none.
-func clientAuthorization(r *http.Request) string {
-	if a := r.Header.Get("Authorization"); a != "Bearer "+auth.AnonymousToken {
-		return a
-	}
-	return ""
-}
+func clientAuthorization(r *http.Request) string { return auth.ClientCredential(r.Header) }
 
 // prepareCache keys the request for the cache before anything is sent, so
 // that answers (which may come from a CDN hop without the client's token)
@@ -54,7 +49,7 @@ func (rl *Relay) authorized(r *http.Request, x *exchange) bool {
 		if a := clientAuthorization(r); a != "" {
 			req.Header.Set("Authorization", a)
 		}
-		req.Header.Set("Accept", r.Header.Get("Accept"))
+		req.Header["Accept"] = r.Header.Values("Accept")
 		resp, err := rl.check.RoundTrip(req)
 		if err != nil {
 			return false, err

@@ -153,23 +153,37 @@ func TestFillContinuesForRemainingReader(t *testing.T) {
 	}
 }
 
-// TestOversizedFillStepsAside: a blob larger than RELAY_CACHE_MAX_BYTES
-// is not cached, and the client still gets it, streamed from upstream.
-func TestOversizedFillStepsAside(t *testing.T) {
-	up := newBlobUpstream(t, 256<<10, 64<<10, 0)
-	env := cacheEnv(t, up.srv.URL, t.TempDir())
-	env["RELAY_CACHE_MAX_BYTES"] = "64KiB"
-	relay, _ := startRelay(t, env)
-	for range 2 {
-		got, err := getBlob(relay, up.digest, nil)
-		if err != nil || got != up.digest {
-			t.Fatalf("oversized blob: %s, %v", got, err)
-		}
-		if _, c, _ := fetchVia(t, relay, hubHost, "/v2/library/x/blobs/"+up.digest, ""); c != "" {
-			t.Errorf("oversized blob answered from the cache path (cache %q)", c)
-		}
+// TestFillStepsAside: a blob larger than RELAY_CACHE_MAX_BYTES, or one
+// whose size the upstream does not declare (no room can be reserved for
+// it), is not cached, and the client still gets it from the answer the
+// fill already had, without a second upstream GET.
+func TestFillStepsAside(t *testing.T) {
+	for _, tc := range []struct{ name, max, mode string }{
+		{"larger than the cache", "64KiB", ""},
+		{"no Content-Length", "10MiB", "chunked"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			up := newBlobUpstream(t, 256<<10, 64<<10, 0)
+			up.mode.Store(tc.mode)
+			env := cacheEnv(t, up.srv.URL, t.TempDir())
+			env["RELAY_CACHE_MAX_BYTES"] = tc.max
+			relay, _ := startRelay(t, env)
+			for i := range 2 {
+				status, c, body := fetchVia(t, relay, hubHost, "/v2/library/x/blobs/"+up.digest, "")
+				sum := sha256.Sum256(body)
+				if status != http.StatusOK || "sha256:"+hex.EncodeToString(sum[:]) != up.digest || c != cacheBypassed {
+					t.Fatalf("pull %d: status %d, cache %q, %d bytes; want the blob streamed with X-Relay-Cache %q", i, status, c, len(body), cacheBypassed)
+				}
+				if n := up.gets.Load(); n != int32(i+1) {
+					t.Errorf("after %d pulls the upstream saw %d GETs", i+1, n)
+				}
+			}
+		})
 	}
 }
+
+// cacheBypassed is X-Relay-Cache for an answer the cache stepped aside for.
+const cacheBypassed = "bypass"
 
 // TestFailedAuthorizationCheckDoesNotAllow: a cache authorization check
 // the upstream answers with a 5xx neither serves the cached blob nor is

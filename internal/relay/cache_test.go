@@ -52,7 +52,9 @@ func (u *blobUpstream) serve(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	w.Header().Set("Content-Length", strconv.Itoa(len(u.blob)))
+	if u.mode.Load().(string) != "chunked" {
+		w.Header().Set("Content-Length", strconv.Itoa(len(u.blob)))
+	}
 	w.Header().Set("Content-Type", "application/octet-stream")
 	if r.Method == http.MethodHead {
 		return
