@@ -35,7 +35,7 @@ func boundManifest(resp *http.Response) {
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxManifestBytes+1))
 	switch {
 	case err != nil:
-		failManifest(resp, oci.NewError(http.StatusBadGateway, oci.CodeUnavailable, "upstream manifest transfer failed: "+err.Error()))
+		replaceAnswer(resp, oci.NewError(http.StatusBadGateway, oci.CodeUnavailable, "upstream manifest transfer failed: "+err.Error()))
 	case len(body) > maxManifestBytes:
 		refuseManifest(resp, "more than that")
 	default:
@@ -47,13 +47,13 @@ func boundManifest(resp *http.Response) {
 }
 
 func refuseManifest(resp *http.Response, size string) {
-	failManifest(resp, oci.NewError(http.StatusBadGateway, oci.CodeManifestInvalid,
+	replaceAnswer(resp, oci.NewError(http.StatusBadGateway, oci.CodeManifestInvalid,
 		fmt.Sprintf("upstream manifest is over the %d MiB limit (%s)", maxManifestBytes>>20, size)))
 }
 
-// failManifest replaces the answer with e, keeping nothing of the
+// replaceAnswer replaces the answer with e, keeping nothing of the
 // upstream's headers: they described the refused body.
-func failManifest(resp *http.Response, e *oci.Error) {
+func replaceAnswer(resp *http.Response, e *oci.Error) {
 	discard(resp)
 	resp.StatusCode, resp.Status = e.Status, strconv.Itoa(e.Status)+" "+http.StatusText(e.Status)
 	resp.Header = http.Header{}

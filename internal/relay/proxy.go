@@ -141,8 +141,11 @@ func (rl *Relay) modifyResponse(resp *http.Response) error {
 	if resp.StatusCode == http.StatusUnauthorized {
 		rl.rewriteChallenges(resp, x)
 	}
-	if x.kind == oci.KindManifest {
+	switch {
+	case x.kind == oci.KindManifest:
 		boundManifest(resp)
+	case x.kind == oci.KindOther && x.path.Name == "":
+		filterCatalog(resp, x.route.Repos)
 	}
 	rl.opts.Metrics.CountUpstreamBody(resp, x.route.Name)
 	if rl.cache != nil {
