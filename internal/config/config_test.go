@@ -110,6 +110,49 @@ func TestLoadRoutes(t *testing.T) {
 			t.Errorf("dockerhub auth hosts changed: %q", hub.AuthHosts)
 		}
 	})
+	t.Run("auth and credential hosts with ports", func(t *testing.T) {
+		c := load(t, map[string]string{
+			"GHCR_AUTH_HOSTS": "Tokens.Example:8443,[::1]:5001,plain.example", "GHCR_CREDENTIAL_HOSTS": "storage.example:9000",
+		})
+		r := routeNamed(c, "ghcr")
+		if !slices.Equal(r.AuthHosts, []string{"tokens.example:8443", "[::1]:5001", "plain.example"}) ||
+			!slices.Equal(r.CredentialHosts, []string{"storage.example:9000"}) {
+			t.Fatalf("auth hosts %q, credential hosts %q", r.AuthHosts, r.CredentialHosts)
+		}
+		for realm, want := range map[string]bool{
+			"https://tokens.example:8443/t": true, "https://tokens.example/t": false, "https://[::1]:5001/t": true,
+			"https://plain.example/t": true, "https://plain.example:444/t": false, "http://plain.example/t": false,
+		} {
+			u, _ := url.Parse(realm)
+			if got := r.AuthHostAllowed(u); got != want {
+				t.Errorf("AuthHostAllowed(%s) = %v, want %v", realm, got, want)
+			}
+		}
+		if u, _ := url.Parse("https://storage.example:9000/b"); !r.KeepsCredentials(u) {
+			t.Error("a listed credential host does not keep the token")
+		}
+	})
+	t.Run("overridden upstream drops the built-in hosts", func(t *testing.T) {
+		c := load(t, map[string]string{
+			"DOCKERHUB_UPSTREAM": "https://mirror.corp.example", "LSCR_UPSTREAM": "https://lscr.corp.example",
+			"LSCR_AUTH_HOSTS": "auth.corp.example", "QUAY_UPSTREAM": "https://QUAY.io:443/",
+		})
+		if hub := routeNamed(c, "dockerhub"); len(hub.AuthHosts) != 0 || !hub.UpstreamOverridden {
+			t.Errorf("dockerhub pointed elsewhere keeps auth hosts %q (overridden %v)", hub.AuthHosts, hub.UpstreamOverridden)
+		}
+		if lscr := routeNamed(c, "lscr"); !slices.Equal(lscr.AuthHosts, []string{"auth.corp.example"}) || len(lscr.CredentialHosts) != 0 {
+			t.Errorf("lscr pointed elsewhere: auth %q, credential %q", lscr.AuthHosts, lscr.CredentialHosts)
+		}
+		if quay := routeNamed(c, "quay"); quay.UpstreamOverridden {
+			t.Error("naming the built-in upstream again counts as an override")
+		}
+		if !routeNamed(c, "lscr").UpstreamOverridden {
+			t.Error("lscr not marked overridden")
+		}
+		if hub := routeNamed(load(t, nil), "dockerhub"); !slices.Equal(hub.AuthHosts, []string{"auth.docker.io", "auth.ipv6.docker.com"}) {
+			t.Errorf("built-in dockerhub auth hosts %q", hub.AuthHosts)
+		}
+	})
 	t.Run("trusted proxies", func(t *testing.T) {
 		c := load(t, map[string]string{"RELAY_TRUSTED_PROXIES": "10.0.0.0/8, 192.168.1.7,fd00::1/64"})
 		want := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.168.1.7/32"), netip.MustParsePrefix("fd00::/64")}
@@ -143,6 +186,10 @@ func TestLoadErrors(t *testing.T) {
 			[]string{"GCR_ACCESS_DOMAIN", "QUAY_ACCESS_DOMAIN"}},
 		{"bad access domain", map[string]string{"MCR_ACCESS_DOMAIN": "mcr.example/x"}, []string{"MCR_ACCESS_DOMAIN"}},
 		{"bad auth host", map[string]string{"QUAY_AUTH_HOSTS": "https://a.example"}, []string{"QUAY_AUTH_HOSTS"}},
+		{"auth host with a path", map[string]string{"QUAY_AUTH_HOSTS": "a.example/token"}, []string{"QUAY_AUTH_HOSTS"}},
+		{"auth host with a bad port", map[string]string{"QUAY_AUTH_HOSTS": "a.example:99999"}, []string{"QUAY_AUTH_HOSTS"}},
+		{"bare IPv6 auth host", map[string]string{"QUAY_AUTH_HOSTS": "::1"}, []string{"QUAY_AUTH_HOSTS", "brackets"}},
+		{"credential host with user", map[string]string{"LSCR_CREDENTIAL_HOSTS": "u@ghcr.io"}, []string{"LSCR_CREDENTIAL_HOSTS"}},
 		{"bad duration", map[string]string{"RELAY_SHUTDOWN_GRACE": "soon"}, []string{"RELAY_SHUTDOWN_GRACE"}},
 		{"negative duration", map[string]string{"RELAY_UPSTREAM_DIAL_TIMEOUT": "-1s"}, []string{"RELAY_UPSTREAM_DIAL_TIMEOUT"}},
 		{"bad bool", map[string]string{"GCR_ENABLED": "maybe"}, []string{"GCR_ENABLED"}},

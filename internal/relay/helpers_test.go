@@ -57,6 +57,9 @@ func call(t *testing.T, srv *httptest.Server, method, host, path string, hdr htt
 	client := &http.Client{
 		Transport:     srv.Client().Transport,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		// A relay that loops or never refuses fails the test here, not
+		// at the suite's timeout.
+		Timeout: callTimeout,
 	}
 	resp, err := client.Do(req)
 	if err != nil {
@@ -64,6 +67,9 @@ func call(t *testing.T, srv *httptest.Server, method, host, path string, hdr htt
 	}
 	return resp
 }
+
+// callTimeout bounds one call, its body included.
+const callTimeout = 30 * time.Second
 
 type ociErrors struct {
 	Errors []struct {
