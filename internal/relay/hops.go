@@ -159,6 +159,27 @@ func (g *hopGuard) send(req *http.Request, steered bool, p *hopPolicy) (*http.Re
 	return resp, err
 }
 
+// checkPassed judges a Location the relay hands to the client instead of
+// following it: the client will connect there on the upstream's word, so
+// it must be as public as a hop the relay dials itself. Without a dial to
+// check, the name is looked up here; one the relay cannot resolve is the
+// client's resolver's to judge.
+func (g *hopGuard) checkPassed(ctx context.Context, loc *url.URL) error {
+	host := loc.Hostname()
+	err := netguard.CheckHost(host)
+	if err == nil {
+		lctx, cancel := context.WithTimeout(ctx, originLookup)
+		defer cancel()
+		if public, lerr := netguard.ResolvesPublic(lctx, g.origins.resolver, host); lerr == nil && !public {
+			err = &netguard.RefusedError{Host: host, Reason: "resolves to a non-public address"}
+		}
+	}
+	if err != nil {
+		return &redirectError{fmt.Sprintf("to %s: %v", loc.Host, err)}
+	}
+	return nil
+}
+
 // steeredTransport carries one route's requests to destinations its
 // upstream named, token realms above all: always guarded as steered.
 type steeredTransport struct {

@@ -7,7 +7,6 @@ import (
 	"net/url"
 	"strconv"
 
-	"github.com/registry-relay/registry-relay/internal/netguard"
 	"github.com/registry-relay/registry-relay/internal/oci"
 )
 
@@ -68,9 +67,9 @@ func (t *redirectFollower) RoundTrip(req *http.Request) (*http.Response, error) 
 			// need the client's token (lscr.io -> ghcr.io) or stay on the
 			// upstream are followed here.
 			if pol.publicOnly() {
-				if err := netguard.CheckHost(loc.Hostname()); err != nil {
+				if err := t.guard.checkPassed(req.Context(), loc); err != nil {
 					discard(resp)
-					return nil, &redirectError{fmt.Sprintf("to %s: %v", loc.Host, err)}
+					return nil, err
 				}
 			}
 			resp.Header.Set("Location", loc.String())

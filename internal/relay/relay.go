@@ -86,8 +86,12 @@ func New(opts Options) *Relay {
 	for _, route := range rl.routeByName {
 		realmTransports[route] = &steeredTransport{guard: rl.hops, route: route}
 	}
-	rl.tokens = &auth.TokenProxy{Realms: rl.realms, Log: opts.Log,
-		Transport: func(r *registry.Route) http.RoundTripper { return realmTransports[r] }}
+	rl.tokens = &auth.TokenProxy{Realms: rl.realms, Log: opts.Log, Transport: func(r *registry.Route) http.RoundTripper {
+		if rt := realmTransports[r]; rt != nil {
+			return rt
+		}
+		return &steeredTransport{guard: rl.hops, route: r} // never unguarded, whatever route it is
+	}}
 	rl.proxy = rl.newReverseProxy()
 
 	r := chi.NewRouter()
