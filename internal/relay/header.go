@@ -9,10 +9,12 @@ import (
 )
 
 // hopByHop are the headers that belong to one connection (RFC 9110
-// section 7.6.1), which ReverseProxy drops before a request goes upstream.
+// section 7.6.1), which ReverseProxy drops before a request goes upstream,
+// and HTTP2-Settings, which an h2c upgrade (curl --http2 on an http://
+// URL) must name in Connection (RFC 7540 section 3.2.1).
 var hopByHop = []string{
 	"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization",
-	"Te", "Trailer", "Transfer-Encoding", "Upgrade",
+	"Te", "Trailer", "Transfer-Encoding", "Upgrade", "Http2-Settings",
 }
 
 // upstreamHeader turns a client's registry request header into the one the
