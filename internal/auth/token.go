@@ -223,7 +223,11 @@ func restrictScopes(params url.Values, route *registry.Route) int {
 	dropped := 0
 	for _, s := range params["scope"] {
 		before := len(strings.Fields(s))
-		s = registry.FilterScopes(s, route.Repos.Permits)
+		s = registry.FilterScopes(s, func(name string) bool {
+			// A name the registry grammar refuses is no repository the
+			// relay serves, and a token service might read it as one.
+			return oci.ValidateName(name) == nil && route.Repos.Permits(name)
+		})
 		dropped += before - len(strings.Fields(s))
 		if s != "" {
 			kept = append(kept, s)

@@ -220,3 +220,27 @@ func TestFillAbortedWhenNobodyReads(t *testing.T) {
 		t.Error("an abandoned fill was published")
 	}
 }
+
+// TestMediaTypeIsNotAnotherRoutesToChange: the same bytes supplied by a
+// second route's upstream add that route to the provenance, and may turn
+// a blob pull's generic type into a manifest's, but never replace one
+// specific media type with another (a second upstream would otherwise
+// decide what the first route's clients are told the content is).
+func TestMediaTypeIsNotAnotherRoutesToChange(t *testing.T) {
+	const (
+		blob  = "application/octet-stream"
+		oci   = "application/vnd.oci.image.manifest.v1+json"
+		other = "application/vnd.docker.distribution.manifest.v2+json"
+	)
+	for _, tc := range []struct{ first, second, want string }{
+		{blob, oci, oci},
+		{oci, blob, oci},
+		{oci, other, oci},
+		{"", oci, oci},
+	} {
+		m := Meta{ContentType: tc.first, Routes: []string{"a"}}.merged(Meta{ContentType: tc.second, Routes: []string{"b"}})
+		if m.ContentType != tc.want || !m.From("a") || !m.From("b") {
+			t.Errorf("%q then %q: type %q routes %v, want %q from both", tc.first, tc.second, m.ContentType, m.Routes, tc.want)
+		}
+	}
+}

@@ -40,8 +40,10 @@ type Meta struct {
 func (m Meta) From(route string) bool { return slices.Contains(m.Routes, route) }
 
 // merged is m updated by a later verified write of the same bytes: the
-// provenance grows, and a specific media type (a manifest's) is kept over
-// the generic one a blob pull of the same bytes brings.
+// provenance grows, and a specific media type (a manifest's) replaces only
+// the generic one a blob pull of the same bytes brought, never another
+// specific one: a second route's upstream does not get to change what
+// the first route's clients are told the content is.
 func (m Meta) merged(later Meta) Meta {
 	for _, r := range later.Routes {
 		if !m.From(r) {
@@ -49,7 +51,7 @@ func (m Meta) merged(later Meta) Meta {
 		}
 	}
 	slices.Sort(m.Routes)
-	if ct := later.ContentType; ct != "" && ct != "application/octet-stream" {
+	if ct := later.ContentType; ct != "" && ct != "application/octet-stream" && (m.ContentType == "" || m.ContentType == "application/octet-stream") {
 		m.ContentType = ct
 	}
 	m.Size = later.Size

@@ -22,7 +22,9 @@ func DockerHubScope(scope string) string {
 // MapScopeNames applies fn to the repository name of every repository
 // scope in a space-separated scope string.
 func MapScopeNames(scope string, fn func(string) string) string {
-	fields := strings.Split(scope, " ")
+	// Split as FilterScopes splits, on any white space: a scope that one
+	// reads as two and the other as one would be mapped and judged apart.
+	fields := strings.Fields(scope)
 	for i, f := range fields {
 		if name, ok := ScopeRepository(f); ok {
 			typ, _, _ := strings.Cut(f, ":")
@@ -46,12 +48,19 @@ func ScopeRepository(scope string) (string, bool) {
 	return rest[:i], true
 }
 
-// FilterScopes drops the repository scopes of a space-separated scope
-// value whose name keep refuses; other scopes (registry:catalog:*) stay.
+// FilterScopes drops the repository scopes of a scope value whose name
+// keep refuses, and anything that only looks like one ("Repository:x:pull",
+// "repository:x"), which a lenient token service might still grant;
+// other scopes (registry:catalog:*) stay.
 func FilterScopes(scope string, keep func(string) bool) string {
 	var out []string
 	for _, f := range strings.Fields(scope) {
-		if name, ok := ScopeRepository(f); ok && !keep(name) {
+		name, ok := ScopeRepository(f)
+		typ, _, _ := strings.Cut(f, ":")
+		switch {
+		case ok && !keep(name):
+			continue
+		case !ok && strings.HasPrefix(strings.ToLower(typ), "repository"):
 			continue
 		}
 		out = append(out, f)

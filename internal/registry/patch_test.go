@@ -41,7 +41,7 @@ func TestDockerHubScope(t *testing.T) {
 		{"other type", "repo:nginx:pull", "repo:nginx:pull"},
 		{"type prefix only", "repositoryx:nginx:pull", "repositoryx:nginx:pull"},
 		{"name with port-like colon", "repository:a:b:pull", "repository:library/a:b:pull"},
-		{"double space kept", "repository:a:pull  repository:b:pull", "repository:library/a:pull  repository:library/b:pull"},
+		{"white space collapsed", "repository:a:pull  repository:b:pull", "repository:library/a:pull repository:library/b:pull"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -77,6 +77,7 @@ func FuzzDockerHubScope(f *testing.F) {
 	for _, s := range []string{
 		"repository:nginx:pull", "repository:library/nginx:pull", "repository(plugin):x:pull",
 		"registry:catalog:*", "repository:a:b:pull repository:c:push", "", " ", "repository::",
+		"repository:nginx:pull\trepository:secret:pull",
 	} {
 		f.Add(s)
 	}
@@ -85,11 +86,32 @@ func FuzzDockerHubScope(f *testing.F) {
 		if twice := registry.DockerHubScope(once); twice != once {
 			t.Fatalf("not idempotent: %q -> %q -> %q", s, once, twice)
 		}
-		if got, want := strings.Count(once, " "), strings.Count(s, " "); got != want {
+		// Scopes are split on any white space and joined with one space.
+		if got, want := len(strings.Fields(once)), len(strings.Fields(s)); got != want {
 			t.Fatalf("scope count changed: %q -> %q", s, once)
 		}
-		if !strings.Contains(s, "repository") && once != s {
+		if !strings.Contains(s, "repository") && once != strings.Join(strings.Fields(s), " ") {
 			t.Fatalf("non-repository scope changed: %q -> %q", s, once)
 		}
 	})
+}
+
+func TestFilterScopes(t *testing.T) {
+	deny := func(name string) bool { return !strings.HasPrefix(name, "secret/") }
+	for in, want := range map[string]string{
+		"repository:a/b:pull repository:secret/x:pull":         "repository:a/b:pull",
+		"repository:a/b:pull\trepository:secret/x:pull":        "repository:a/b:pull",
+		"repository(plugin):secret/x:pull registry:catalog:*":  "registry:catalog:*",
+		"Repository:secret/x:pull REPOSITORY(x):secret/y:pull": "",
+		"repository:secret/x repository:a:pull":                "repository:a:pull", // no actions: not a scope we can judge
+		"registry:catalog:*":                                   "registry:catalog:*",
+		"  ":                                                   "",
+	} {
+		if got := registry.FilterScopes(in, deny); got != want {
+			t.Errorf("FilterScopes(%q) = %q, want %q", in, got, want)
+		}
+	}
+	if got := registry.MapScopeNames("repository:nginx:pull\trepository:secret:pull", registry.DockerHubRepository); got != "repository:library/nginx:pull repository:library/secret:pull" {
+		t.Errorf("a tab-separated scope value is mapped as %q", got)
+	}
 }

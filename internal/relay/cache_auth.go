@@ -100,8 +100,11 @@ func (rl *Relay) observeForCache(resp *http.Response, x *exchange) {
 	case http.StatusUnauthorized, http.StatusForbidden:
 		rl.cache.Authz.Record(x.authKey, false)
 	}
+	// An encoded body is not the manifest its digest names (the relay asks
+	// for none, but an upstream may send one anyway): it is relayed, not kept.
+	encoded := resp.Header.Get("Content-Encoding") != "" && !strings.EqualFold(resp.Header.Get("Content-Encoding"), "identity")
 	if x.kind == oci.KindManifest && resp.StatusCode == http.StatusOK && resp.Request.Method == http.MethodGet &&
-		resp.ContentLength <= maxManifestBytes {
+		resp.ContentLength <= maxManifestBytes && !encoded {
 		resp.Body = &manifestCapture{rl: rl, x: x, body: resp.Body,
 			contentType: resp.Header.Get("Content-Type"), headerDigest: resp.Header.Get("Docker-Content-Digest")}
 	}

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/url"
+	"strings"
 
 	"github.com/registry-relay/registry-relay/internal/access"
 	"github.com/registry-relay/registry-relay/internal/oci"
@@ -16,9 +18,10 @@ const maxCatalogBytes = 4 << 20
 
 // filterCatalog drops from a _catalog page the repositories the route's
 // repository policy refuses: the relay does not serve them, so it does not
-// list them either. Pagination (Link) is left as the upstream set it; a
-// page may come back shorter than asked for, which the spec allows. A page
-// that cannot be read or parsed is refused rather than passed unfiltered.
+// list them either, nor name one in the next page's link (see
+// filterCatalogLinks). A page may come back shorter than asked for, which
+// the spec allows. A page that cannot be read or parsed is refused rather
+// than passed unfiltered.
 func filterCatalog(resp *http.Response, policy access.RepoPolicy) {
 	if resp.StatusCode != http.StatusOK || (len(policy.Allow) == 0 && len(policy.Deny) == 0) {
 		return
@@ -42,7 +45,43 @@ func filterCatalog(resp *http.Response, policy access.RepoPolicy) {
 		body, _ := json.Marshal(page)
 		resp.Body.Close()
 		setBody(resp, body, "application/json; charset=utf-8")
+		filterCatalogLinks(resp.Header, policy, kept)
 		return
 	}
 	replaceAnswer(resp, oci.NewError(http.StatusBadGateway, oci.CodeUnavailable, "upstream catalog page unreadable, oversized or not JSON"))
+}
+
+// filterCatalogLinks keeps a page's "next" link from naming a refused
+// repository in its last= parameter: such a link moves on from the last
+// permitted name instead (the next page repeats the refused ones, which
+// are filtered again), and a page with no permitted name ends the listing.
+func filterCatalogLinks(h http.Header, policy access.RepoPolicy, kept []string) {
+	links := h.Values("Link")
+	if len(links) == 0 {
+		return
+	}
+	out := links[:0:0]
+	for _, l := range links {
+		open, close := strings.Index(l, "<"), strings.Index(l, ">")
+		if open < 0 || close < open {
+			continue // not a link the relay can vouch for
+		}
+		u, err := url.Parse(l[open+1 : close])
+		if err != nil {
+			continue
+		}
+		q := u.Query()
+		if last := q.Get("last"); last != "" && !policy.Permits(last) {
+			if len(kept) == 0 {
+				continue
+			}
+			q.Set("last", kept[len(kept)-1])
+			u.RawQuery = q.Encode()
+		}
+		out = append(out, l[:open+1]+u.String()+l[close:])
+	}
+	h.Del("Link")
+	for _, l := range out {
+		h.Add("Link", l)
+	}
 }

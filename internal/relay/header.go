@@ -25,8 +25,9 @@ var hopByHop = []string{
 // section 7.6.1); one that names a header the request carries is refused,
 // since honouring it would send upstream a request other than the one the
 // relay keys and checks (Connection: Accept turns an index request into a
-// single-manifest one). Cookies are for the relay's domain and Upgrade
-// never reaches an upstream: the relay only relays plain requests.
+// single-manifest one). Cookies are for the relay's domain, Upgrade never
+// reaches an upstream (the relay only relays plain requests), and neither
+// does Accept-Encoding.
 func upstreamHeader(h http.Header) *oci.Error {
 	for _, v := range h.Values("Connection") {
 		for _, token := range strings.Split(v, ",") {
@@ -45,6 +46,10 @@ func upstreamHeader(h http.Header) *oci.Error {
 	}
 	h.Del("Cookie")
 	h.Del("X-Real-Ip")
+	// Bodies are relayed and cached byte-exact, as their digests name
+	// them: an encoded answer would be stored under the hash of its
+	// encoding and served to clients that never asked for it.
+	h.Del("Accept-Encoding")
 	return nil
 }
 

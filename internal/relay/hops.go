@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 
 	"github.com/registry-relay/registry-relay/internal/netguard"
 	"github.com/registry-relay/registry-relay/internal/registry"
@@ -167,6 +168,12 @@ func (g *hopGuard) send(req *http.Request, steered bool, p *hopPolicy) (*http.Re
 func (g *hopGuard) checkPassed(ctx context.Context, loc *url.URL) error {
 	host := loc.Hostname()
 	err := netguard.CheckHost(host)
+	if err == nil && strings.ContainsFunc(host, func(r rune) bool { return r > unicode.MaxASCII }) {
+		// A Location names hosts in ASCII (punycode); a client may map
+		// full-width digits and the like onto an address the relay's
+		// checks never saw.
+		err = &netguard.RefusedError{Host: host, Reason: netguard.Invalid}
+	}
 	if err == nil {
 		lctx, cancel := context.WithTimeout(ctx, originLookup)
 		defer cancel()

@@ -96,6 +96,7 @@ func TestPassedBlobRedirectsAreChecked(t *testing.T) {
 		"userinfo-nopass": "https://user@cdn.example/blob?sig=1",
 		"hostless":        "http:///blob",
 		"port-only":       "http://:" + port + "/blob",
+		"fullwidth":       "http://\uff11\uff12\uff17.\uff10.\uff10.\uff11:" + port + "/blob",
 	}
 	passed := map[string]string{
 		"cdn":      "https://cdn.example/blob?sig=1",

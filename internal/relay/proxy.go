@@ -16,10 +16,6 @@ import (
 	"github.com/registry-relay/registry-relay/internal/oci"
 )
 
-// maxErrorBody bounds how much of a non-JSON upstream error body is read
-// before it is replaced.
-const maxErrorBody = 64 << 10
-
 // readOnly is the answer to any write: the relay only pulls.
 func readOnly(method string) *oci.Error {
 	return oci.NewError(http.StatusMethodNotAllowed, oci.CodeUnsupported, "registry-relay is read-only: "+method+" is not supported")
@@ -141,10 +137,8 @@ func (rl *Relay) modifyResponse(resp *http.Response) error {
 	if resp.StatusCode == http.StatusUnauthorized {
 		rl.rewriteChallenges(resp, x)
 	}
-	switch {
-	case x.kind == oci.KindManifest:
-		boundManifest(resp)
-	case x.kind == oci.KindOther && x.path.Name == "":
+	boundBody(resp, x.kind)
+	if x.kind == oci.KindOther && x.path.Name == "" {
 		filterCatalog(resp, x.route.Repos)
 	}
 	rl.opts.Metrics.CountUpstreamBody(resp, x.route.Name)

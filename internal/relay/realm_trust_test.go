@@ -322,6 +322,11 @@ func TestTokenScopesPatchedAndFiltered(t *testing.T) {
 			"scope=" + url.QueryEscape("repository:someuser/app:pull,push repository:secret/x:pull"), "", alice,
 			[]string{"repository:someuser/app:pull,push"}, alice},
 		{"everything denied", hubHost, "scope=repository:busybox:pull&scope=repository:library/busybox:pull", "", alice, nil, alice},
+		{"tab-separated scopes judged as mapped", hubHost, "scope=" + url.QueryEscape("repository:nginx:pull\trepository:busybox:pull"), "", alice,
+			[]string{"repository:library/nginx:pull"}, alice},
+		{"look-alike and malformed scopes dropped", hubHost, "scope=" + url.QueryEscape(
+			"Repository:secret/x:pull repository:Secret/X:pull repository:secret//x:pull repository:secret/x repository:nginx:pull"), "", alice,
+			[]string{"repository:library/nginx:pull"}, alice},
 		{"catalog scope not lent to the relay account", hubHost, "scope=registry:catalog:*", "", "", nil, relayAccountBasic},
 		{"mirror stand-in token", "mirror.test", "scope=repository:library/nginx:pull", "", "Bearer registry-relay-anonymous",
 			[]string{"repository:library/nginx:pull"}, relayAccountBasic},
