@@ -43,6 +43,21 @@ func startRelay(t *testing.T, environ map[string]string) (*httptest.Server, *app
 	return srv, a
 }
 
+// hubEnv configures the Docker Hub route (dhcr.test) against upstream,
+// whose token service may live on authHosts.
+func hubEnv(upstream string, authHosts ...string) map[string]string {
+	env := map[string]string{"RELAY_BASE_DOMAIN": "test", "DOCKERHUB_UPSTREAM": upstream}
+	if len(authHosts) > 0 {
+		env["DOCKERHUB_AUTH_HOSTS"] = strings.Join(authHosts, ",")
+	}
+	return env
+}
+
+// hostOf is a server URL's host:port, for _AUTH_HOSTS.
+func hostOf(rawURL string) string {
+	return strings.TrimPrefix(strings.TrimPrefix(rawURL, "http://"), "https://")
+}
+
 // call sends one request to the relay as if addressed to host.
 func call(t *testing.T, srv *httptest.Server, method, host, path string, hdr http.Header) *http.Response {
 	t.Helper()

@@ -30,19 +30,6 @@ func fakeUpstream(t *testing.T, h http.HandlerFunc) (*httptest.Server, *atomic.P
 	return srv, &last
 }
 
-func hubEnv(upstream string, authHosts ...string) map[string]string {
-	env := map[string]string{"RELAY_BASE_DOMAIN": "test", "DOCKERHUB_UPSTREAM": upstream}
-	if len(authHosts) > 0 {
-		env["DOCKERHUB_AUTH_HOSTS"] = strings.Join(authHosts, ",")
-	}
-	return env
-}
-
-// hostOf is a server URL's host:port, for _AUTH_HOSTS.
-func hostOf(rawURL string) string {
-	return strings.TrimPrefix(strings.TrimPrefix(rawURL, "http://"), "https://")
-}
-
 func TestLibraryPatchOnEveryEndpoint(t *testing.T) {
 	up, last := fakeUpstream(t, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) })
 	relay, _ := startRelay(t, hubEnv(up.URL))
