@@ -194,7 +194,7 @@ func (rl *Relay) fillRequest(ctx context.Context, r *http.Request, x *exchange) 
 	if a := clientAuthorization(r); a != "" {
 		req.Header.Set("Authorization", a)
 	}
-	resp, err := rl.fetch.RoundTrip(req)
+	resp, err := rl.upstreams[x.route.Name].fetch.RoundTrip(req)
 	if err != nil {
 		return nil, err
 	}

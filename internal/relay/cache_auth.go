@@ -50,7 +50,7 @@ func (rl *Relay) authorized(r *http.Request, x *exchange) bool {
 			req.Header.Set("Authorization", a)
 		}
 		req.Header["Accept"] = r.Header.Values("Accept")
-		resp, err := rl.check.RoundTrip(req)
+		resp, err := rl.upstreams[x.route.Name].check.RoundTrip(req)
 		if err != nil {
 			return false, err
 		}

@@ -9,6 +9,7 @@ import (
 	"net/http"
 
 	"github.com/registry-relay/registry-relay/internal/metrics"
+	"github.com/registry-relay/registry-relay/internal/registry"
 )
 
 // fallbackTransport retries a failed GET/HEAD on the route's fallback
@@ -17,6 +18,7 @@ import (
 // connection errors, timeouts, 5xx and 429 — never 401, 403 or 404, which
 // are answers, not failures.
 type fallbackTransport struct {
+	route   *registry.Route   // whose Fallback is tried
 	primary http.RoundTripper // the redirect follower
 	// secondary reaches fallbacks with the relay's own token flow: the
 	// client's token was issued for the primary's realm.
@@ -29,9 +31,8 @@ var _ http.RoundTripper = (*fallbackTransport)(nil)
 
 func (t *fallbackTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := t.primary.RoundTrip(req)
-	x := exchangeFrom(req.Context())
-	if x == nil || x.route == nil || x.route.Fallback == nil || req.Context().Err() != nil ||
-		(req.Method != http.MethodGet && req.Method != http.MethodHead) {
+	fallback := t.route.Fallback
+	if fallback == nil || req.Context().Err() != nil {
 		return resp, err
 	}
 	reason := fallbackReason(resp, err)
@@ -41,17 +42,17 @@ func (t *fallbackTransport) RoundTrip(req *http.Request) (*http.Response, error)
 	if resp != nil {
 		discard(resp)
 	}
-	t.metrics.Fallback(x.route.Name, reason)
+	t.metrics.Fallback(t.route.Name, reason)
 	t.log.WarnContext(req.Context(), "primary upstream failed; trying the fallback",
-		"route", x.route.Name, "reason", reason, "fallback", x.route.Fallback.Host, "err", err)
+		"route", t.route.Name, "reason", reason, "fallback", fallback.Host, "err", err)
 	freq := req.Clone(req.Context())
-	freq.URL.Scheme, freq.URL.Host, freq.Host = x.route.Fallback.Scheme, x.route.Fallback.Host, ""
+	freq.URL.Scheme, freq.URL.Host, freq.Host = fallback.Scheme, fallback.Host, ""
 	freq.Header.Del("Authorization")
 	fresp, ferr := t.secondary.RoundTrip(freq)
 	if ferr == nil && (fresp.StatusCode == http.StatusUnauthorized || fresp.StatusCode == http.StatusForbidden) {
 		discard(fresp)
 		return nil, fmt.Errorf("fallback %s refused anonymous access (%d) after the primary failed (%s)",
-			x.route.Fallback.Host, fresp.StatusCode, reason)
+			fallback.Host, fresp.StatusCode, reason)
 	}
 	return fresp, ferr
 }

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/registry-relay/registry-relay/internal/oci"
 	"github.com/registry-relay/registry-relay/internal/registry"
 )
 
@@ -61,8 +60,8 @@ func TestRedirectFollower(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := &hops{answers: tc.answers, auth: map[string]string{}}
-			f := newRedirectFollower(testGuard(h, h), 3, false)
-			ctx := withExchange(context.Background(), &exchange{route: tc.route, kind: oci.KindBlob})
+			f := newRedirectFollower(tc.route, testGuard(h, h), 3, false)
+			ctx := context.Background()
 			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, tc.route.Upstream.String()+"/v2/x/blobs/d", nil)
 			req.Header.Set("Authorization", "Bearer t")
 			resp, err := f.RoundTrip(req)

@@ -98,8 +98,8 @@ func (p *hopPolicy) publicOnly() bool {
 	return p.public
 }
 
-func (t *redirectFollower) policy(req *http.Request, x *exchange) *hopPolicy {
-	ctx, r, origin := req.Context(), x.route, req.URL
+func (t *redirectFollower) policy(req *http.Request) *hopPolicy {
+	ctx, r, origin := req.Context(), t.route, req.URL
 	steered := !sameHost(origin, r.Upstream) && (r.Fallback == nil || !sameHost(origin, r.Fallback))
 	p := &hopPolicy{steered: steered}
 	p.decide = func() bool {
@@ -217,18 +217,13 @@ func publicHops(next http.RoundTripper) http.RoundTripper {
 // CloseIdleConnections drops idle upstream connections: those of
 // Options.Transport and of the relay's own pool for redirect hops.
 func (rl *Relay) CloseIdleConnections() {
-	closeIdle(rl.upstream)
+	closeIdle(rl.hops.next)
+	closeIdle(rl.hops.public)
 }
 
-// closeIdle follows the transport chain down to every pool.
+// closeIdle reaches the pool below a transport.
 func closeIdle(rt http.RoundTripper) {
 	switch t := rt.(type) {
-	case *fallbackTransport:
-		closeIdle(t.primary)
-		closeIdle(t.secondary)
-	case *redirectFollower:
-		closeIdle(t.guard.next)
-		closeIdle(t.guard.public)
 	case interface{ CloseIdleConnections() }:
 		t.CloseIdleConnections()
 	}

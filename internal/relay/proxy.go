@@ -14,6 +14,7 @@ import (
 
 	"github.com/registry-relay/registry-relay/internal/auth"
 	"github.com/registry-relay/registry-relay/internal/oci"
+	"github.com/registry-relay/registry-relay/internal/registry"
 )
 
 // readOnly is the answer to any write: the relay only pulls.
@@ -77,21 +78,36 @@ func (rl *Relay) serveRegistry(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	rl.proxy.ServeHTTP(w, r)
+	rl.upstreams[x.route.Name].proxy.ServeHTTP(w, r)
 }
 
-func (rl *Relay) newReverseProxy() *httputil.ReverseProxy {
-	g := rl.hops
+// upstream is one route's way to its registry, built once in New and
+// configured with the route it serves: the proxy (fallback, redirects,
+// blob redirects passed on when so configured), the cache's fills (the
+// same, with redirects always followed) and its authorization checks (the
+// primary upstream only).
+type upstream struct {
+	proxy        *httputil.ReverseProxy
+	fetch, check http.RoundTripper
+}
+
+func (rl *Relay) newUpstream(route *registry.Route) *upstream {
+	g, max := rl.hops, rl.opts.MaxRedirects
 	// The fallback's answers are streamed as they come: no passing blob
 	// redirects to a client that never saw its realm.
-	secondary := &auth.Bearer{Next: newRedirectFollower(g, rl.opts.MaxRedirects, false)}
-	following := newRedirectFollower(g, rl.opts.MaxRedirects, false)
-	rl.upstream = &fallbackTransport{
-		primary:   newRedirectFollower(g, rl.opts.MaxRedirects, rl.opts.PassBlobRedirects),
-		secondary: secondary, metrics: rl.opts.Metrics, log: rl.log,
+	secondary := &auth.Bearer{Next: newRedirectFollower(route, g, max, false)}
+	following := newRedirectFollower(route, g, max, false)
+	fallback := func(primary http.RoundTripper) http.RoundTripper {
+		return &fallbackTransport{route: route, primary: primary, secondary: secondary, metrics: rl.opts.Metrics, log: rl.log}
 	}
-	rl.fetch = &fallbackTransport{primary: following, secondary: secondary, metrics: rl.opts.Metrics, log: rl.log}
-	rl.check = following
+	return &upstream{
+		proxy: rl.newReverseProxy(fallback(newRedirectFollower(route, g, max, rl.opts.PassBlobRedirects))),
+		fetch: fallback(following),
+		check: following,
+	}
+}
+
+func (rl *Relay) newReverseProxy(transport http.RoundTripper) *httputil.ReverseProxy {
 	return &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			x := exchangeFrom(pr.In.Context())
@@ -113,7 +129,7 @@ func (rl *Relay) newReverseProxy() *httputil.ReverseProxy {
 			// stays here.
 			pr.Out.Body, pr.Out.ContentLength, pr.Out.TransferEncoding = http.NoBody, 0, nil
 		},
-		Transport:  rl.upstream,
+		Transport:  transport,
 		BufferPool: bufferPool{},
 		// Flush every write: clients see headers and first bytes at once
 		// even when an upstream or CDN trickles; blob-sized writes bypass

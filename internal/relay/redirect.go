@@ -8,6 +8,7 @@ import (
 	"strconv"
 
 	"github.com/registry-relay/registry-relay/internal/oci"
+	"github.com/registry-relay/registry-relay/internal/registry"
 )
 
 // redirectFollower follows upstream redirects by hand for relayed
@@ -21,15 +22,21 @@ import (
 // to public addresses (internal/netguard); they go through public, their
 // own connection pool, so that they never reuse a connection that was
 // dialled unchecked.
+//
+// A follower serves one route, which it is built with: what the route
+// trusts (its upstream, fallback and credential hosts) decides where
+// credentials go and whose challenges count, and nothing a request
+// carries can change that.
 type redirectFollower struct {
+	route     *registry.Route
 	guard     *hopGuard
 	max       int
 	passBlobs bool
 }
 
-// newRedirectFollower follows redirects through g.
-func newRedirectFollower(g *hopGuard, maxRedirects int, passBlobs bool) *redirectFollower {
-	return &redirectFollower{guard: g, max: maxRedirects, passBlobs: passBlobs}
+// newRedirectFollower follows route's redirects through g.
+func newRedirectFollower(route *registry.Route, g *hopGuard, maxRedirects int, passBlobs bool) *redirectFollower {
+	return &redirectFollower{route: route, guard: g, max: maxRedirects, passBlobs: passBlobs}
 }
 
 var _ http.RoundTripper = (*redirectFollower)(nil)
@@ -40,12 +47,12 @@ type redirectError struct{ reason string }
 func (e *redirectError) Error() string { return "upstream redirect refused: " + e.reason }
 
 func (t *redirectFollower) RoundTrip(req *http.Request) (*http.Response, error) {
-	x := exchangeFrom(req.Context())
-	if x == nil || x.route == nil || (req.Method != http.MethodGet && req.Method != http.MethodHead) {
-		return t.guard.next.RoundTrip(req)
+	if req.Method != http.MethodGet && req.Method != http.MethodHead {
+		return nil, fmt.Errorf("the relay sends only GET and HEAD upstream, not %s", req.Method)
 	}
-	pol := t.policy(req, x)
+	pol := t.policy(req)
 	origin := req.URL
+	kind := upstreamKind(origin)
 	resp, err := t.guard.send(req, pol.steered, pol)
 	if err != nil {
 		return nil, err
@@ -59,8 +66,8 @@ func (t *redirectFollower) RoundTrip(req *http.Request) (*http.Response, error) 
 			discard(resp)
 			return nil, err
 		}
-		keep := x.route.KeepsCredentials(loc)
-		if t.passBlobs && x.kind == oci.KindBlob && !keep {
+		keep := t.route.KeepsCredentials(loc)
+		if t.passBlobs && kind == oci.KindBlob && !keep {
 			// The first hop to storage goes to the client, absolute so
 			// that it is not resolved against the relay's host, and only
 			// where the relay itself would have gone. Hops that still
@@ -84,10 +91,17 @@ func (t *redirectFollower) RoundTrip(req *http.Request) (*http.Response, error) 
 			return nil, err
 		}
 	}
-	if req.URL != origin && !x.route.SpeaksFor(req.URL) {
-		disown(resp, x.kind)
+	if req.URL != origin && !t.route.SpeaksFor(req.URL) {
+		disown(resp, kind)
 	}
 	return resp, nil
+}
+
+// upstreamKind is the endpoint family of a request the relay sends: the
+// path is the relay's own, parsed at the edge, so it parses.
+func upstreamKind(u *url.URL) oci.Kind {
+	p, _ := oci.ParsePath(u.EscapedPath())
+	return p.Kind
 }
 
 // disown strips what only the upstream itself may say from an answer that

@@ -50,14 +50,8 @@ type Relay struct {
 	opts        Options
 	routeByName map[string]*registry.Route
 	log         *slog.Logger
-	proxy       http.Handler
-	// upstream is the proxy's transport chain (fallback, redirects), also
-	// used for the cache's own upstream requests.
-	upstream http.RoundTripper
-	// fetch fills the cache: like upstream, but it always follows blob
-	// redirects. check asks the primary upstream only, for cache
-	// authorization decisions.
-	fetch, check http.RoundTripper
+	// upstreams holds each route's upstream chain, by route name.
+	upstreams map[string]*upstream
 	// hops carries every request to a host an upstream chose.
 	hops    *hopGuard
 	cache   *Cache
@@ -92,7 +86,10 @@ func New(opts Options) *Relay {
 		}
 		return &steeredTransport{guard: rl.hops, route: r} // never unguarded, whatever route it is
 	}}
-	rl.proxy = rl.newReverseProxy()
+	rl.upstreams = map[string]*upstream{}
+	for name, route := range rl.routeByName {
+		rl.upstreams[name] = rl.newUpstream(route)
+	}
 
 	r := chi.NewRouter()
 	r.Use(rl.observe, rl.resolveRoute, rl.guard)

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/registry-relay/registry-relay/internal/netguard"
-	"github.com/registry-relay/registry-relay/internal/oci"
 	"github.com/registry-relay/registry-relay/internal/registry"
 )
 
@@ -74,8 +73,8 @@ func TestRedirectsToNonPublicAddressesRefused(t *testing.T) {
 	} {
 		t.Run(tc.location, func(t *testing.T) {
 			up := &hops{answers: map[string]string{"http://quay.example/v2/x/blobs/d": tc.location}, auth: map[string]string{}}
-			f := offline(newRedirectFollower(testGuard(up, rebindingTransport(t)), 5, false))
-			ctx := withExchange(context.Background(), &exchange{route: quay, kind: oci.KindBlob})
+			f := offline(newRedirectFollower(quay, testGuard(up, rebindingTransport(t)), 5, false))
+			ctx := context.Background()
 			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://quay.example/v2/x/blobs/d", nil)
 			_, err := f.RoundTrip(req)
 			var re *redirectError
@@ -102,8 +101,8 @@ func TestRedirectToPublicNameStillFollowed(t *testing.T) {
 		return &http.Response{StatusCode: 200, Header: http.Header{}, Body: http.NoBody, Request: req}, nil
 	})
 	up := &hops{answers: map[string]string{"https://quay.io/v2/x/blobs/d": "https://cdn01.quay.io/b?sig=1"}, auth: map[string]string{}}
-	f := offline(newRedirectFollower(testGuard(up, public), 5, false))
-	ctx := withExchange(context.Background(), &exchange{route: quay, kind: oci.KindBlob})
+	f := offline(newRedirectFollower(quay, testGuard(up, public), 5, false))
+	ctx := context.Background()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "https://quay.io/v2/x/blobs/d", nil)
 	resp, err := f.RoundTrip(req)
 	if err != nil || resp.StatusCode != 200 {
@@ -149,9 +148,9 @@ func TestPrivateUpstreamMayRedirectPrivately(t *testing.T) {
 	u, _ := url.Parse(upstream.URL)
 	route := &registry.Route{Name: "local", Upstream: u, UpstreamOverridden: true}
 	tr := rebindingTransport(t)
-	f := newRedirectFollower(testGuard(tr, publicHops(tr)), 5, false)
+	f := newRedirectFollower(route, testGuard(tr, publicHops(tr)), 5, false)
 	defer closeIdle(f.guard.public)
-	ctx := withExchange(context.Background(), &exchange{route: route, kind: oci.KindBlob})
+	ctx := context.Background()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, upstream.URL+"/v2/x/blobs/d", nil)
 	resp, err := f.RoundTrip(req)
 	if err != nil {
@@ -172,8 +171,8 @@ func TestFallbackRealmIsSteered(t *testing.T) {
 		Fallback: &url.URL{Scheme: "https", Host: "mirror.gcr.io"},
 	}
 	up := &hops{answers: map[string]string{}, auth: map[string]string{}}
-	f := offline(newRedirectFollower(testGuard(up, rebindingTransport(t)), 5, false))
-	ctx := withExchange(context.Background(), &exchange{route: route, kind: oci.KindToken})
+	f := offline(newRedirectFollower(route, testGuard(up, rebindingTransport(t)), 5, false))
+	ctx := context.Background()
 	for _, realm := range []string{"http://169.254.169.254/token", "https://auth.rebind.test:1/token"} {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, realm, nil)
 		_, err := f.RoundTrip(req)
