@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -160,8 +159,10 @@ func (m *manifestCapture) store() {
 }
 
 // staleTag answers a tag request from a stale resolution when the
-// upstream failed, if one is young enough and the client was allowed to
-// read the repository at most StaleMax ago.
+// upstream failed (unreachable, or answered 5xx or 429), if one is young
+// enough and the client was allowed to read the repository at most
+// StaleMax ago. It is the one stale path: served like any cached content,
+// with its digest as ETag, so a conditional request gets a 304.
 func (rl *Relay) staleTag(w http.ResponseWriter, r *http.Request, x *exchange) bool {
 	if x.tagKey == "" {
 		return false
@@ -170,9 +171,8 @@ func (rl *Relay) staleTag(w http.ResponseWriter, r *http.Request, x *exchange) b
 	return ok && rl.cachedDigest(w, r, x, e.Digest, cacheStale)
 }
 
-// staleResponse turns an upstream failure into the stale answer, for the
-// proxy's ModifyResponse.
-func (rl *Relay) staleResponse(resp *http.Response, x *exchange) bool {
+// staleAvailable reports whether staleTag would answer this request.
+func (rl *Relay) staleAvailable(r *http.Request, x *exchange) bool {
 	if x.tagKey == "" {
 		return false
 	}
@@ -184,22 +184,6 @@ func (rl *Relay) staleResponse(resp *http.Response, x *exchange) bool {
 	if err != nil {
 		return false
 	}
-	if !rl.mayServe(resp.Request, x, content.Meta(), cacheStale) {
-		content.Close()
-		return false
-	}
-	discard(resp)
-	rl.markCache(x, cacheStale)
-	meta := content.Meta()
-	resp.StatusCode, resp.Status = http.StatusOK, "200 OK"
-	resp.Header = http.Header{
-		"Content-Type":          {meta.ContentType},
-		"Content-Length":        {strconv.FormatInt(meta.Size, 10)},
-		"Docker-Content-Digest": {e.Digest},
-		"X-Relay-Cache":         {cacheStale},
-		"Warning":               {`110 - "Response is Stale"`},
-	}
-	resp.ContentLength = meta.Size
-	resp.Body = content
-	return true
+	defer content.Close()
+	return rl.mayServe(r, x, content.Meta(), cacheStale)
 }

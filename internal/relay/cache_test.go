@@ -258,15 +258,27 @@ func TestStaleTagIfUpstreamFails(t *testing.T) {
 		t.Fatalf("warm-up: %d", resp.StatusCode)
 	}
 	time.Sleep(100 * time.Millisecond) // past the TTL: the next request asks the upstream
+	// An upstream that answers 503 and one that cannot be reached get the
+	// same stale answer, ETag included, and a conditional request a 304.
+	stale := func(why string) {
+		t.Helper()
+		resp := headTag()
+		if resp.StatusCode != http.StatusOK || resp.Header.Get("X-Relay-Cache") != "stale" || resp.Header.Get("Docker-Content-Digest") != want.String() ||
+			resp.Header.Get("ETag") != `"`+want.String()+`"` {
+			t.Fatalf("%s: %d cache %q digest %q etag %q, want the stale answer", why, resp.StatusCode,
+				resp.Header.Get("X-Relay-Cache"), resp.Header.Get("Docker-Content-Digest"), resp.Header.Get("ETag"))
+		}
+		cond := http.Header{"Accept": accept["Accept"], "If-None-Match": {`"` + want.String() + `"`}}
+		resp = call(t, relay, "GET", hubHost, "/v2/app/manifests/1", cond)
+		readAll(t, resp)
+		if resp.StatusCode != http.StatusNotModified {
+			t.Fatalf("%s: conditional request got %d, want 304", why, resp.StatusCode)
+		}
+	}
 	fault.status.Store(http.StatusServiceUnavailable)
-	resp := headTag()
-	if resp.StatusCode != http.StatusOK || resp.Header.Get("X-Relay-Cache") != "stale" || resp.Header.Get("Docker-Content-Digest") != want.String() {
-		t.Fatalf("during a 503: %d cache %q digest %q, want the stale answer", resp.StatusCode, resp.Header.Get("X-Relay-Cache"), resp.Header.Get("Docker-Content-Digest"))
-	}
+	stale("during a 503")
 	reg.Close()
-	if resp := headTag(); resp.StatusCode != http.StatusOK || resp.Header.Get("X-Relay-Cache") != "stale" {
-		t.Fatalf("upstream gone: %d cache %q, want the stale answer", resp.StatusCode, resp.Header.Get("X-Relay-Cache"))
-	}
+	stale("upstream gone")
 	time.Sleep(1600 * time.Millisecond)
 	if resp := headTag(); resp.StatusCode == http.StatusOK {
 		t.Error("a tag older than RELAY_CACHE_STALE_MAX was still served")

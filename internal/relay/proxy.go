@@ -159,8 +159,11 @@ func (rl *Relay) modifyResponse(resp *http.Response) error {
 	}
 	rl.opts.Metrics.CountUpstreamBody(resp, x.route.Name)
 	if rl.cache != nil {
-		if (resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests) && rl.staleResponse(resp, x) {
-			return nil
+		if (resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests) && rl.staleAvailable(resp.Request, x) {
+			// proxyError answers from the cache, as for an upstream that
+			// could not be reached: one stale path, one answer.
+			discard(resp)
+			return &upstreamFailure{status: resp.StatusCode}
 		}
 		rl.observeForCache(resp, x)
 	}
@@ -282,13 +285,30 @@ func (rl *Relay) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 		oci.NewError(http.StatusBadGateway, oci.CodeUnavailable, re.Error()).ServeHTTP(w, r)
 		return
 	}
-	rl.opts.Metrics.Upstream(x.route.Name, 0)
+	var failed *upstreamFailure
+	if !errors.As(err, &failed) {
+		rl.opts.Metrics.Upstream(x.route.Name, 0) // an answer was counted when it came
+	}
 	if rl.cache != nil && rl.staleTag(w, r, x) {
-		rl.log.WarnContext(r.Context(), "upstream unreachable; served a stale tag", "route", x.route.Name, "err", err)
+		rl.log.WarnContext(r.Context(), "upstream failed; served a stale tag", "route", x.route.Name, "err", err)
+		return
+	}
+	if failed != nil {
+		// The stale entry went between the two looks (evicted): the
+		// upstream's own answer is gone, so say what it was.
+		oci.NewError(http.StatusBadGateway, oci.CodeUnavailable, err.Error()).ServeHTTP(w, r)
 		return
 	}
 	rl.log.WarnContext(r.Context(), "upstream request failed", "route", x.route.Name, "upstream", x.target.Host, "err", err)
 	oci.UpstreamError(err).ServeHTTP(w, r)
+}
+
+// upstreamFailure is an upstream's 5xx or 429 that a stale cache entry
+// stands in for.
+type upstreamFailure struct{ status int }
+
+func (e *upstreamFailure) Error() string {
+	return "upstream answered " + strconv.Itoa(e.status) + " " + http.StatusText(e.status)
 }
 
 // bufferPool hands ReverseProxy 32 KiB buffers, so streaming many blobs
