@@ -2,6 +2,7 @@ package cache
 
 import (
 	"container/list"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io/fs"
@@ -112,7 +113,7 @@ func (d *Disk) paths(digest string) (content, meta string, err error) {
 }
 
 // Open returns published content and marks it recently used.
-func (d *Disk) Open(digest string) (Content, error) {
+func (d *Disk) Open(_ context.Context, digest string) (Content, error) {
 	cpath, mpath, err := d.paths(digest)
 	if err != nil {
 		return nil, ErrNotFound

@@ -19,7 +19,7 @@ func digestOf(b []byte) string {
 func put(t *testing.T, d *Disk, content []byte) string {
 	t.Helper()
 	dg := digestOf(content)
-	w, err := d.Create(dg, Meta{ContentType: "application/test"})
+	w, err := d.Create(t.Context(), dg, Meta{ContentType: "application/test"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,7 +38,7 @@ func TestDiskPublishesOnlyVerifiedContent(t *testing.T) {
 		t.Fatal(err)
 	}
 	good := put(t, d, []byte("hello"))
-	c, err := d.Open(good)
+	c, err := d.Open(t.Context(), good)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,23 +48,23 @@ func TestDiskPublishesOnlyVerifiedContent(t *testing.T) {
 		t.Errorf("got %q %+v", body, c.Meta())
 	}
 
-	w, _ := d.Create(digestOf([]byte("expected")), Meta{})
+	w, _ := d.Create(t.Context(), digestOf([]byte("expected")), Meta{})
 	_, _ = w.Write([]byte("tampered"))
 	if err := w.Commit(); !errors.Is(err, ErrDigestMismatch) {
 		t.Fatalf("Commit of mismatching bytes: %v", err)
 	}
-	if _, err := d.Open(digestOf([]byte("expected"))); !errors.Is(err, ErrNotFound) {
+	if _, err := d.Open(t.Context(), digestOf([]byte("expected"))); !errors.Is(err, ErrNotFound) {
 		t.Error("mismatching content was published")
 	}
 
-	w, _ = d.Create(digestOf([]byte("partial")), Meta{})
+	w, _ = d.Create(t.Context(), digestOf([]byte("partial")), Meta{})
 	_, _ = w.Write([]byte("par"))
 	w.Abort()
-	if _, err := d.Open(digestOf([]byte("partial"))); !errors.Is(err, ErrNotFound) {
+	if _, err := d.Open(t.Context(), digestOf([]byte("partial"))); !errors.Is(err, ErrNotFound) {
 		t.Error("aborted content was published")
 	}
 	for _, bad := range []string{"sha256:../../etc", "md5:abcdef0123", "sha256:ABCDEF0123"} {
-		if _, err := d.Create(bad, Meta{}); err == nil {
+		if _, err := d.Create(t.Context(), bad, Meta{}); err == nil {
 			t.Errorf("Create(%q) accepted a bad digest", bad)
 		}
 	}
@@ -79,7 +79,7 @@ func TestDiskEvictsLeastRecentlyUsed(t *testing.T) {
 	var digests []string
 	for i := range 30 {
 		digests = append(digests, put(t, d, []byte(strings.Repeat(string(rune('a'+i%26)), 20)+string(rune('0'+i/26)))))
-		if _, err := d.Open(digests[0]); err != nil && i < 3 {
+		if _, err := d.Open(t.Context(), digests[0]); err != nil && i < 3 {
 			t.Fatalf("recently used entry evicted early: %v", err)
 		}
 		if d.Size() > 100 {
@@ -89,10 +89,10 @@ func TestDiskEvictsLeastRecentlyUsed(t *testing.T) {
 	if evicted == 0 {
 		t.Fatal("nothing evicted under churn")
 	}
-	if _, err := d.Open(digests[0]); err != nil {
+	if _, err := d.Open(t.Context(), digests[0]); err != nil {
 		t.Error("the entry used on every round was evicted")
 	}
-	if _, err := d.Open(digests[1]); err == nil {
+	if _, err := d.Open(t.Context(), digests[1]); err == nil {
 		t.Error("an old, unused entry survived")
 	}
 }
@@ -105,7 +105,7 @@ func TestDiskSurvivesRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := d2.Open(dg)
+	c, err := d2.Open(t.Context(), dg)
 	if err != nil {
 		t.Fatalf("content lost over a restart: %v", err)
 	}
@@ -147,7 +147,7 @@ func TestFillStreamsToFollowersAndHoldsBackTheEnd(t *testing.T) {
 	if _, other := fills.Join("other", digestOf(content)); !other {
 		t.Fatal("another route's Join follows this route's fill")
 	}
-	w, _ := d.Create(digestOf(content), Meta{})
+	w, _ := d.Create(t.Context(), digestOf(content), Meta{})
 	body := &slowBody{chunks: make(chan []byte)}
 	r, err := f.Start(context.Background(), body, w, Meta{Size: 10}, nil)
 	if err != nil {
@@ -166,7 +166,7 @@ func TestFillStreamsToFollowersAndHoldsBackTheEnd(t *testing.T) {
 	if err != nil || string(rest) != "3456789" {
 		t.Fatalf("rest %q, %v", rest, err)
 	}
-	if _, err := d.Open(digestOf(content)); err != nil {
+	if _, err := d.Open(t.Context(), digestOf(content)); err != nil {
 		t.Error("verified fill was not published")
 	}
 }
@@ -186,7 +186,7 @@ func TestFillFailureReachesEveryReader(t *testing.T) {
 			d, _ := OpenDisk(t.TempDir(), 1<<20, nil)
 			dg := digestOf([]byte("abc"))
 			f, _ := NewFills().Join("r", dg)
-			w, _ := d.Create(dg, Meta{})
+			w, _ := d.Create(t.Context(), dg, Meta{})
 			r, _ := f.Start(context.Background(), tc.body, w, Meta{Size: tc.size}, nil)
 			defer r.Close()
 			tc.body.chunks <- tc.data
@@ -201,7 +201,7 @@ func TestFillFailureReachesEveryReader(t *testing.T) {
 			case <-time.After(5 * time.Second):
 				t.Fatal("reader hangs after the fill failed")
 			}
-			if _, err := d.Open(dg); err == nil {
+			if _, err := d.Open(t.Context(), dg); err == nil {
 				t.Error("failed fill was published")
 			}
 		})

@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/sha512"
 	"encoding/hex"
@@ -16,7 +17,7 @@ import (
 
 // Create starts a temporary file that Commit verifies and publishes. The
 // expected size is reserved against the bound before any byte is written.
-func (d *Disk) Create(digest string, meta Meta) (Writer, error) {
+func (d *Disk) Create(_ context.Context, digest string, meta Meta) (Writer, error) {
 	cpath, mpath, err := d.paths(digest)
 	if err != nil {
 		return nil, err

@@ -14,7 +14,7 @@ import (
 
 func putVia(t *testing.T, d *Disk, route, ct string, content []byte) error {
 	t.Helper()
-	w, err := d.Create(digestOf(content), Meta{Size: int64(len(content)), ContentType: ct, Routes: []string{route}})
+	w, err := d.Create(t.Context(), digestOf(content), Meta{Size: int64(len(content)), ContentType: ct, Routes: []string{route}})
 	if err != nil {
 		return err
 	}
@@ -27,7 +27,7 @@ func putVia(t *testing.T, d *Disk, route, ct string, content []byte) error {
 
 func routesOf(t *testing.T, d *Disk, digest string) []string {
 	t.Helper()
-	c, err := d.Open(digest)
+	c, err := d.Open(t.Context(), digest)
 	if err != nil {
 		t.Fatalf("open %s: %v", digest, err)
 	}
@@ -50,7 +50,7 @@ func TestProvenanceGrowsOnlyByVerifiedBytes(t *testing.T) {
 	if got := routesOf(t, d, dg); !slices.Equal(got, []string{"hub"}) {
 		t.Fatalf("routes %v after the first fill", got)
 	}
-	w, _ := d.Create(dg, Meta{Routes: []string{"evil"}})
+	w, _ := d.Create(t.Context(), dg, Meta{Routes: []string{"evil"}})
 	_, _ = w.Write([]byte("forged"))
 	if err := w.Commit(); !errors.Is(err, ErrDigestMismatch) {
 		t.Fatalf("forged bytes for a published digest: %v", err)
@@ -67,7 +67,7 @@ func TestProvenanceGrowsOnlyByVerifiedBytes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := d2.Open(dg)
+	c, err := d2.Open(t.Context(), dg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,17 +93,17 @@ func TestSpoolsCountAgainstTheBound(t *testing.T) {
 	dir := t.TempDir()
 	d, _ := OpenDisk(dir, 100, nil)
 	old := put(t, d, []byte(strings.Repeat("o", 60)))
-	w, err := d.Create(digestOf([]byte(strings.Repeat("n", 50))), Meta{Size: 50})
+	w, err := d.Create(t.Context(), digestOf([]byte(strings.Repeat("n", 50))), Meta{Size: 50})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if d.Size() != 50 {
 		t.Errorf("size %d with a 50-byte reservation, want 50 after evicting the 60-byte entry", d.Size())
 	}
-	if _, err := d.Open(old); err == nil {
+	if _, err := d.Open(t.Context(), old); err == nil {
 		t.Error("published entry not evicted to make room for the transfer")
 	}
-	if _, err := d.Create(digestOf([]byte("x")), Meta{Size: 51}); !errors.Is(err, ErrNoSpace) {
+	if _, err := d.Create(t.Context(), digestOf([]byte("x")), Meta{Size: 51}); !errors.Is(err, ErrNoSpace) {
 		t.Errorf("a reservation beyond the room beside another transfer: %v", err)
 	}
 	w.Abort()
@@ -111,7 +111,7 @@ func TestSpoolsCountAgainstTheBound(t *testing.T) {
 		t.Errorf("size %d after Abort", d.Size())
 	}
 	// Unknown length: written bytes count, and the bound holds.
-	u, _ := d.Create(digestOf([]byte("y")), Meta{Size: -1})
+	u, _ := d.Create(t.Context(), digestOf([]byte("y")), Meta{Size: -1})
 	if _, err := u.Write(make([]byte, 80)); err != nil || d.Size() != 80 {
 		t.Fatalf("unknown-length write: %v, size %d", err, d.Size())
 	}
@@ -175,7 +175,7 @@ func TestFillAbortedWhenNobodyReads(t *testing.T) {
 	dg := digestOf(content)
 	fills := NewFills()
 	f, _ := fills.Join("r", dg)
-	w, _ := d.Create(dg, Meta{Size: 10})
+	w, _ := d.Create(t.Context(), dg, Meta{Size: 10})
 	body := newClosingBody()
 	leader, err := f.Start(context.Background(), body, w, Meta{Size: 10}, nil)
 	if err != nil {
@@ -216,7 +216,7 @@ func TestFillAbortedWhenNobodyReads(t *testing.T) {
 			t.Fatal("the abandoned spool was not discarded")
 		}
 	}
-	if _, err := d.Open(dg); err == nil {
+	if _, err := d.Open(t.Context(), dg); err == nil {
 		t.Error("an abandoned fill was published")
 	}
 }

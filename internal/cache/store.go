@@ -4,6 +4,7 @@
 package cache
 
 import (
+	"context"
 	"errors"
 	"io"
 	"slices"
@@ -76,14 +77,16 @@ type Writer interface {
 }
 
 // Store is content-addressed storage. The disk store is the one built in;
-// the interface is what an object-storage backend would implement.
+// the interface is what an object-storage backend implements, so every
+// call carries the request's context: a remote store's calls are bounded
+// by it and end with it.
 type Store interface {
 	// Open returns published content, or ErrNotFound.
-	Open(digest string) (Content, error)
+	Open(ctx context.Context, digest string) (Content, error)
 	// Create starts writing content for digest, reserving meta.Size
 	// bytes when known (ErrNoSpace if they cannot fit). Committing bytes
 	// for a digest already published keeps the published content and
 	// adds meta.Routes to its provenance: the new bytes were verified
 	// against the same digest, so they are the same content.
-	Create(digest string, meta Meta) (Writer, error)
+	Create(ctx context.Context, digest string, meta Meta) (Writer, error)
 }

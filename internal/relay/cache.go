@@ -64,7 +64,7 @@ func (rl *Relay) serveFromCache(w http.ResponseWriter, r *http.Request, x *excha
 // cachedDigest serves published content, if the client may read the
 // repository and the content is there.
 func (rl *Relay) cachedDigest(w http.ResponseWriter, r *http.Request, x *exchange, digest, result string) bool {
-	content, err := rl.cache.Store.Open(digest)
+	content, err := rl.cache.Store.Open(r.Context(), digest)
 	if err != nil {
 		return false
 	}
@@ -161,7 +161,7 @@ func (rl *Relay) startFill(r *http.Request, x *exchange, fill *cache.Fill) (body
 		// and running out of it half-way would cut every reader.
 		err = errors.New("the upstream sent no Content-Length")
 	} else {
-		w, err = rl.cache.Store.Create(x.path.Reference, meta)
+		w, err = rl.cache.Store.Create(r.Context(), x.path.Reference, meta)
 	}
 	if err != nil {
 		// A cache fault is not the client's: step aside and stream the

@@ -104,7 +104,7 @@ func (rl *Relay) observeForCache(resp *http.Response, x *exchange) {
 	encoded := resp.Header.Get("Content-Encoding") != "" && !strings.EqualFold(resp.Header.Get("Content-Encoding"), "identity")
 	if x.kind == oci.KindManifest && resp.StatusCode == http.StatusOK && resp.Request.Method == http.MethodGet &&
 		resp.ContentLength <= maxManifestBytes && !encoded {
-		resp.Body = &manifestCapture{rl: rl, x: x, body: resp.Body,
+		resp.Body = &manifestCapture{rl: rl, x: x, ctx: context.WithoutCancel(resp.Request.Context()), body: resp.Body,
 			contentType: resp.Header.Get("Content-Type"), headerDigest: resp.Header.Get("Docker-Content-Digest")}
 	}
 }
@@ -113,8 +113,11 @@ func (rl *Relay) observeForCache(resp *http.Response, x *exchange) {
 // end, stores it under the digest its bytes hash to, if that matches what
 // the request and the upstream said.
 type manifestCapture struct {
-	rl                        *Relay
-	x                         *exchange
+	rl *Relay
+	x  *exchange
+	// ctx stores the manifest: the request's, without its cancellation,
+	// since the bytes are whole whether or not the client is still there.
+	ctx                       context.Context
 	body                      io.ReadCloser
 	buf                       bytes.Buffer
 	contentType, headerDigest string
@@ -145,7 +148,7 @@ func (m *manifestCapture) store() {
 		m.rl.log.Warn("not caching a manifest whose bytes do not match its digest", "route", m.x.route.Name, "digest", digest)
 		return
 	}
-	w, err := m.rl.cache.Store.Create(digest, cache.Meta{ContentType: m.contentType, Routes: []string{m.x.route.Name}})
+	w, err := m.rl.cache.Store.Create(m.ctx, digest, cache.Meta{ContentType: m.contentType, Routes: []string{m.x.route.Name}})
 	if err != nil {
 		return
 	}
@@ -180,7 +183,7 @@ func (rl *Relay) staleAvailable(r *http.Request, x *exchange) bool {
 	if !ok {
 		return false
 	}
-	content, err := rl.cache.Store.Open(e.Digest)
+	content, err := rl.cache.Store.Open(r.Context(), e.Digest)
 	if err != nil {
 		return false
 	}

@@ -164,7 +164,7 @@ func TestEntriesWithoutProvenanceAreRefilled(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, _ := store.Create(up.digest, cache.Meta{ContentType: "application/octet-stream"})
+	w, _ := store.Create(t.Context(), up.digest, cache.Meta{ContentType: "application/octet-stream"})
 	_, _ = w.Write(up.blob)
 	if err := w.Commit(); err != nil {
 		t.Fatal(err)
