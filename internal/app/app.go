@@ -54,11 +54,7 @@ func New(cfg *config.Config, logOut io.Writer) (*App, error) {
 	if err := m.Register(reg); err != nil {
 		return nil, fmt.Errorf("registering metrics: %w", err)
 	}
-	infoRoutes := cfg.Routes
-	if cfg.Mirror != nil {
-		infoRoutes = append(slices.Clone(cfg.Routes), cfg.Mirror.Routes()...)
-	}
-	m.SetRoutes(infoRoutes)
+	m.SetRoutes(routeInfo(cfg))
 	a := &App{cfg: cfg, log: log, registry: reg, transport: NewTransport(cfg)}
 	c, err := newCache(cfg, m)
 	if err != nil {
@@ -266,6 +262,20 @@ func (a *App) shutdown(delay bool) error {
 	a.admin.Close()
 	a.CloseIdleConnections()
 	return err
+}
+
+// routeInfo describes every route, mirror-only ones included, for
+// relay_route_info.
+func routeInfo(cfg *config.Config) []metrics.RouteInfo {
+	routes := cfg.Routes
+	if cfg.Mirror != nil {
+		routes = append(slices.Clone(routes), cfg.Mirror.Routes()...)
+	}
+	out := make([]metrics.RouteInfo, len(routes))
+	for i, r := range routes {
+		out[i] = metrics.RouteInfo{Name: r.Name, AccessDomain: r.AccessDomain, UpstreamHost: r.Upstream.Host}
+	}
+	return out
 }
 
 func routeSummary(routes []*registry.Route) string {

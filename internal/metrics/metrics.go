@@ -14,7 +14,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/registry-relay/registry-relay/internal/registry"
 )
 
 // Route labels that are not route names.
@@ -118,15 +117,22 @@ func (m *Metrics) Register(reg prometheus.Registerer) error {
 	)
 }
 
+// RouteInfo is what relay_route_info says of one route.
+type RouteInfo struct {
+	Name         string
+	AccessDomain string // empty for a route reached only through the mirror host
+	UpstreamHost string
+}
+
 // SetRoutes publishes relay_route_info for the configured routes.
-func (m *Metrics) SetRoutes(routes []*registry.Route) {
+func (m *Metrics) SetRoutes(routes []RouteInfo) {
 	m.routeInfo.Reset()
 	for _, r := range routes {
 		host := r.AccessDomain
 		if host == "" {
-			host = MirrorRoute // reached only through the mirror host
+			host = MirrorRoute
 		}
-		m.routeInfo.WithLabelValues(r.Name, host, r.Upstream.Host).Set(1)
+		m.routeInfo.WithLabelValues(r.Name, host, r.UpstreamHost).Set(1)
 	}
 }
 

@@ -4,14 +4,12 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/registry-relay/registry-relay/internal/registry"
 )
 
 func scrape(t *testing.T, h http.Handler, path string) (int, string) {
@@ -28,8 +26,7 @@ func TestAdminHandler(t *testing.T) {
 	if err := m.Register(reg); err != nil {
 		t.Fatal(err)
 	}
-	up, _ := url.Parse("https://registry-1.docker.io")
-	m.SetRoutes([]*registry.Route{{Name: "dockerhub", AccessDomain: "dhcr.example.com", Upstream: up}})
+	m.SetRoutes([]RouteInfo{{Name: "dockerhub", AccessDomain: "dhcr.example.com", UpstreamHost: "registry-1.docker.io"}})
 	end := m.Begin("dockerhub")
 	m.Observe("dockerhub", "blob", "BREW", 200, 1234, 12.5)
 	m.Upstream("dockerhub", 0)
