@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
-
 )
 
 func scrape(t *testing.T, h http.Handler, path string) (int, string) {
