@@ -33,82 +33,119 @@ const (
 	deniedAuthenticated = "unauthenticated"
 )
 
+// refusal is an answer the relay gives instead of serving a request: the
+// OCI error, the reason it is counted under (a small fixed set) and a
+// header the client needs (Retry-After, WWW-Authenticate). The verdicts
+// below return one instead of writing it, so that a request's path reads
+// as resolve, decide, act.
+type refusal struct {
+	err           *oci.Error
+	reason        string // "" counts nothing
+	header, value string
+}
+
+// refuse writes r's answer and counts it.
+func (rl *Relay) refuse(w http.ResponseWriter, r *http.Request, x *exchange, f *refusal) {
+	route := "none"
+	if x.route != nil {
+		route = x.route.Name
+	}
+	if f.reason != "" {
+		rl.opts.Metrics.Denied(route, f.reason)
+	}
+	if f.header != "" {
+		w.Header().Set(f.header, f.value)
+	}
+	f.err.ServeHTTP(w, r)
+}
+
+func tooMany(reason string, retry time.Duration) *refusal {
+	return &refusal{reason: reason, header: "Retry-After", value: strconv.Itoa(max(1, int(retry.Seconds()))),
+		err: oci.NewError(http.StatusTooManyRequests, oci.CodeTooManyRequests, "too many requests from your address; retry later")}
+}
+
 // guard applies the per-client request rate to every request, and the
-// route's client IP list where the host names the route.
+// route's client IP list where the host names the route (on the mirror
+// host, the route is known once the request is resolved: see admit).
 func (rl *Relay) guard(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		x := exchangeFrom(r.Context())
 		x.clientIP = access.ClientIP(r, rl.opts.TrustedProxies)
-		if a := rl.opts.Access; a != nil && a.Limiter != nil {
-			if ok, wait := a.Limiter.Allow(x.clientIP); !ok {
-				rl.deny(w, r, x, deniedRate, wait)
-				return
-			}
+		f := rl.rateVerdict(x)
+		if f == nil && x.mirror == nil && x.route != nil {
+			f = rl.clientVerdict(x)
 		}
-		if x.route != nil && !rl.clientAllowed(w, r, x) {
+		if f != nil {
+			rl.refuse(w, r, x, f)
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
 }
 
-// clientAllowed applies the route's ALLOW_CIDRS.
-func (rl *Relay) clientAllowed(w http.ResponseWriter, r *http.Request, x *exchange) bool {
-	if x.route.Clients.Permits(x.clientIP) {
-		return true
+func (rl *Relay) rateVerdict(x *exchange) *refusal {
+	if a := rl.opts.Access; a != nil && a.Limiter != nil {
+		if ok, wait := a.Limiter.Allow(x.clientIP); !ok {
+			return tooMany(deniedRate, wait)
+		}
 	}
-	rl.deny(w, r, x, deniedClientIP, 0)
-	return false
+	return nil
 }
 
-// repoAllowed applies the route's ALLOW_REPOS and DENY_REPOS to the
-// upstream's repository name.
-func (rl *Relay) repoAllowed(w http.ResponseWriter, r *http.Request, x *exchange) bool {
-	if x.upstreamRepo == "" || x.route.Repos.Permits(x.upstreamRepo) {
-		return true
+// clientVerdict applies the route's ALLOW_CIDRS.
+func (rl *Relay) clientVerdict(x *exchange) *refusal {
+	if x.route.Clients.Permits(x.clientIP) {
+		return nil
 	}
-	rl.deny(w, r, x, deniedRepository, 0)
-	return false
+	return &refusal{reason: deniedClientIP, err: oci.NewError(http.StatusForbidden, oci.CodeDenied, "your address may not use this registry")}
+}
+
+// repoVerdict applies the route's ALLOW_REPOS and DENY_REPOS to the
+// upstream's repository name.
+func (rl *Relay) repoVerdict(x *exchange) *refusal {
+	if x.upstreamRepo == "" || x.route.Repos.Permits(x.upstreamRepo) {
+		return nil
+	}
+	return &refusal{reason: deniedRepository,
+		err: oci.NewError(http.StatusForbidden, oci.CodeDenied, "repository "+strconv.Quote(x.path.Name)+" is not served by this relay")}
+}
+
+// admit decides whether a resolved registry request may go ahead: the
+// mirror host's client list (its route is known only now), the route's
+// repository lists, and relay-level client authentication.
+func (rl *Relay) admit(r *http.Request, x *exchange) *refusal {
+	if x.mirror != nil {
+		if f := rl.clientVerdict(x); f != nil {
+			return f
+		}
+	}
+	if f := rl.repoVerdict(x); f != nil {
+		return f
+	}
+	return rl.authenticateClient(r, x)
 }
 
 // startTransfer counts a blob GET against the client's concurrent-transfer
 // limit; release must be called when it ends.
-func (rl *Relay) startTransfer(w http.ResponseWriter, r *http.Request, x *exchange) (release func(), ok bool) {
+func (rl *Relay) startTransfer(r *http.Request, x *exchange) (release func(), f *refusal) {
 	a := rl.opts.Access
 	if a == nil || a.Limiter == nil || x.kind != oci.KindBlob || r.Method != http.MethodGet {
-		return func() {}, true
+		return func() {}, nil
 	}
-	release, ok = a.Limiter.StartTransfer(x.clientIP)
+	release, ok := a.Limiter.StartTransfer(x.clientIP)
 	if !ok {
-		rl.deny(w, r, x, deniedTransfers, time.Second)
+		return nil, tooMany(deniedTransfers, time.Second)
 	}
-	return release, ok
-}
-
-func (rl *Relay) deny(w http.ResponseWriter, r *http.Request, x *exchange, reason string, retry time.Duration) {
-	route := "none"
-	if x.route != nil {
-		route = x.route.Name
-	}
-	rl.opts.Metrics.Denied(route, reason)
-	switch reason {
-	case deniedRate, deniedTransfers:
-		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(retry.Seconds()))))
-		oci.NewError(http.StatusTooManyRequests, oci.CodeTooManyRequests, "too many requests from your address; retry later").ServeHTTP(w, r)
-	case deniedClientIP:
-		oci.NewError(http.StatusForbidden, oci.CodeDenied, "your address may not use this registry").ServeHTTP(w, r)
-	default:
-		oci.NewError(http.StatusForbidden, oci.CodeDenied, "repository "+strconv.Quote(x.path.Name)+" is not served by this relay").ServeHTTP(w, r)
-	}
+	return release, nil
 }
 
 // authenticateClient enforces relay-level client authentication on a
 // registry request: a valid relay token is swapped for the upstream token
-// it wraps; anything else gets the relay's own challenge.
-func (rl *Relay) authenticateClient(w http.ResponseWriter, r *http.Request, x *exchange) bool {
+// it wraps; anything else is refused with the relay's own challenge.
+func (rl *Relay) authenticateClient(r *http.Request, x *exchange) *refusal {
 	a := rl.opts.Access
 	if a == nil || a.Users == nil {
-		return true
+		return nil
 	}
 	if tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
 		user, upstream, valid := a.Signer.Verify(tok, x.route.Name)
@@ -119,7 +156,7 @@ func (rl *Relay) authenticateClient(w http.ResponseWriter, r *http.Request, x *e
 			} else {
 				r.Header.Del("Authorization")
 			}
-			return true
+			return nil
 		}
 	}
 	// The realm names the route ("<route>." is a realm id of that route
@@ -129,24 +166,21 @@ func (rl *Relay) authenticateClient(w http.ResponseWriter, r *http.Request, x *e
 	if x.path.Name != "" {
 		challenge += `,scope="repository:` + x.prefix + x.path.Name + `:pull"`
 	}
-	w.Header().Set("WWW-Authenticate", challenge)
-	rl.opts.Metrics.Denied(x.route.Name, deniedAuthenticated)
-	oci.NewError(http.StatusUnauthorized, oci.CodeUnauthorized, "authentication required").ServeHTTP(w, r)
-	return false
+	return &refusal{reason: deniedAuthenticated, header: "WWW-Authenticate", value: challenge,
+		err: oci.NewError(http.StatusUnauthorized, oci.CodeUnauthorized, "authentication required")}
 }
 
 // tokenIssuer checks a token request's relay credentials and returns what
-// wraps the upstream token, or answers 401 itself.
-func (rl *Relay) tokenIssuer(w http.ResponseWriter, r *http.Request, tr *auth.TokenRequest, route string) (func(string, time.Duration) (string, time.Duration), bool) {
+// wraps the upstream token, or the refusal.
+func (rl *Relay) tokenIssuer(r *http.Request, tr *auth.TokenRequest, route string) (func(string, time.Duration) (string, time.Duration), *refusal) {
 	a := rl.opts.Access
 	user, password, ok := tr.Credentials(r)
 	if !ok || !a.Users.Users().Verify(user, password) {
-		w.Header().Set("WWW-Authenticate", `Basic realm="registry-relay"`)
-		oci.NewError(http.StatusUnauthorized, oci.CodeUnauthorized, "log in to the relay (docker login) with a relay account").ServeHTTP(w, r)
-		return nil, false
+		return nil, &refusal{header: "WWW-Authenticate", value: `Basic realm="registry-relay"`,
+			err: oci.NewError(http.StatusUnauthorized, oci.CodeUnauthorized, "log in to the relay (docker login) with a relay account")}
 	}
 	return func(upstream string, ttl time.Duration) (string, time.Duration) {
 		ttl = min(ttl, a.TokenTTL)
 		return a.Signer.Issue(user, route, upstream, ttl), ttl
-	}, true
+	}, nil
 }

@@ -22,36 +22,60 @@ func readOnly(method string) *oci.Error {
 	return oci.NewError(http.StatusMethodNotAllowed, oci.CodeUnsupported, "registry-relay is read-only: "+method+" is not supported")
 }
 
-// serveRegistry handles /v2/…: parse, refuse what a read-only relay must
-// not do, patch the repository for the upstream, then proxy.
+// serveRegistry handles /v2/…: resolve the request once, decide whether
+// it may go ahead, then act: from the cache or through the route's
+// upstream.
 func (rl *Relay) serveRegistry(w http.ResponseWriter, r *http.Request) {
 	x := exchangeFrom(r.Context())
-	p, perr := oci.ParsePath(r.URL.EscapedPath())
-	if perr != nil {
-		if p.Kind != "" {
-			x.kind = p.Kind
-		}
-		perr.ServeHTTP(w, r)
-		return
-	}
-	x.kind, x.path = p.Kind, p
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "GET, HEAD")
-		readOnly(r.Method).ServeHTTP(w, r)
-		return
-	}
-	if err := upstreamHeader(r.Header); err != nil {
+	if err := rl.resolveRegistry(w, r, x); err != nil {
 		err.ServeHTTP(w, r)
 		return
 	}
-	if p.Upload {
-		oci.NewError(http.StatusMethodNotAllowed, oci.CodeUnsupported, "registry-relay is read-only: uploads are not supported").ServeHTTP(w, r)
+	if f := rl.admit(r, x); f != nil {
+		rl.refuse(w, r, x, f)
 		return
 	}
+	release, f := rl.startTransfer(r, x)
+	if f != nil {
+		rl.refuse(w, r, x, f)
+		return
+	}
+	defer release()
+	if rl.cache != nil {
+		rl.prepareCache(r, x)
+		if rl.serveFromCache(w, r, x) {
+			return
+		}
+	}
+	rl.upstreams[x.route.Name].proxy.ServeHTTP(w, r)
+}
+
+// resolveRegistry turns a /v2/ request into what the relay will ask the
+// upstream: the parsed path, refusing what a read-only relay must not do,
+// the route (on the mirror host, from the path's registry prefix or ?ns=),
+// the upstream's repository name and URL, and the header it sends.
+func (rl *Relay) resolveRegistry(w http.ResponseWriter, r *http.Request, x *exchange) *oci.Error {
+	p, perr := oci.ParsePath(r.URL.EscapedPath())
+	if p.Kind != "" {
+		x.kind = p.Kind
+	}
+	switch {
+	case perr != nil:
+		return perr
+	case r.Method != http.MethodGet && r.Method != http.MethodHead:
+		w.Header().Set("Allow", "GET, HEAD")
+		return readOnly(r.Method)
+	}
+	if err := upstreamHeader(r.Header); err != nil {
+		return err
+	}
+	if p.Upload {
+		return oci.NewError(http.StatusMethodNotAllowed, oci.CodeUnsupported, "registry-relay is read-only: uploads are not supported")
+	}
+	x.path = p
 	if x.mirror != nil {
 		if err := rl.resolveMirror(x, &p, r.URL.Query().Get("ns")); err != nil {
-			err.ServeHTTP(w, r)
-			return
+			return err
 		}
 	}
 	up := p
@@ -64,21 +88,7 @@ func (rl *Relay) serveRegistry(w http.ResponseWriter, r *http.Request) {
 	q.Del("ns") // containerd's mirror hint; the route already names the upstream
 	target.RawQuery = q.Encode()
 	x.target, x.upstreamRepo = &target, up.Name
-	if (x.mirror != nil && !rl.clientAllowed(w, r, x)) || !rl.repoAllowed(w, r, x) || !rl.authenticateClient(w, r, x) {
-		return
-	}
-	release, ok := rl.startTransfer(w, r, x)
-	if !ok {
-		return
-	}
-	defer release()
-	if rl.cache != nil {
-		rl.prepareCache(r, x)
-		if rl.serveFromCache(w, r, x) {
-			return
-		}
-	}
-	rl.upstreams[x.route.Name].proxy.ServeHTTP(w, r)
+	return nil
 }
 
 // upstream is one route's way to its registry, built once in New and

@@ -166,30 +166,26 @@ func (rl *Relay) resolveRoute(next http.Handler) http.Handler {
 	})
 }
 
+// serveToken handles the token endpoint: resolve the request once (its
+// route, on the mirror host from its scopes or realm id), decide whether
+// it may go ahead, then forward it to the route's realm.
 func (rl *Relay) serveToken(w http.ResponseWriter, r *http.Request) {
 	x := exchangeFrom(r.Context())
-	x.kind = oci.KindToken
-	if r.Method != http.MethodGet && r.Method != http.MethodPost {
-		oci.NewError(http.StatusMethodNotAllowed, oci.CodeUnsupported, "the token endpoint accepts GET and POST").ServeHTTP(w, r)
+	tr, tg, err := rl.resolveToken(w, r, x)
+	if err != nil {
+		err.ServeHTTP(w, r)
 		return
 	}
-	tr, oerr := auth.ReadTokenRequest(w, r)
-	if oerr != nil {
-		oerr.ServeHTTP(w, r)
-		return
-	}
-	tg := auth.Target{Route: x.route, RealmID: chi.URLParam(r, "realm")}
 	if x.mirror != nil {
-		tg.Route, tg.MapName = rl.mirrorTokenTarget(x.mirror, tg.RealmID, tr.Scopes())
-		tg.NoAuthToken = true
-		x.route = tg.Route
-		if !rl.clientAllowed(w, r, x) {
+		if f := rl.clientVerdict(x); f != nil {
+			rl.refuse(w, r, x, f)
 			return
 		}
 	}
 	if a := rl.opts.Access; a != nil && a.Users != nil {
-		issue, ok := rl.tokenIssuer(w, r, tr, tg.Route.Name)
-		if !ok {
+		issue, f := rl.tokenIssuer(r, tr, tg.Route.Name)
+		if f != nil {
+			rl.refuse(w, r, x, f)
 			return
 		}
 		tg.Issue = issue
@@ -199,6 +195,25 @@ func (rl *Relay) serveToken(w http.ResponseWriter, r *http.Request) {
 	if tried {
 		rl.opts.Metrics.Upstream(x.route.Name, status)
 	}
+}
+
+// resolveToken reads a token request and finds where it goes.
+func (rl *Relay) resolveToken(w http.ResponseWriter, r *http.Request, x *exchange) (*auth.TokenRequest, auth.Target, *oci.Error) {
+	x.kind = oci.KindToken
+	if r.Method != http.MethodGet && r.Method != http.MethodPost {
+		return nil, auth.Target{}, oci.NewError(http.StatusMethodNotAllowed, oci.CodeUnsupported, "the token endpoint accepts GET and POST")
+	}
+	tr, err := auth.ReadTokenRequest(w, r)
+	if err != nil {
+		return nil, auth.Target{}, err
+	}
+	tg := auth.Target{Route: x.route, RealmID: chi.URLParam(r, "realm")}
+	if x.mirror != nil {
+		tg.Route, tg.MapName = rl.mirrorTokenTarget(x.mirror, tg.RealmID, tr.Scopes())
+		tg.NoAuthToken = true
+		x.route = tg.Route
+	}
+	return tr, tg, nil
 }
 
 // quoteHost keeps a hostile Host header from shaping the error text.
