@@ -3,8 +3,8 @@ package registry
 import "strings"
 
 // Builtin is the static description of one of the registries the relay
-// knows out of the box. Facts come from docs/registries (auth realms and
-// redirect targets observed on the real services).
+// knows out of the box. Auth and credential hosts are the token realms and
+// redirect targets observed on the real services.
 type Builtin struct {
 	Name      string // route name, also the metrics label; EnvPrefix derives from it
 	Subdomain string // default access domain is Subdomain + "." + base
@@ -26,8 +26,10 @@ type Builtin struct {
 func (b Builtin) EnvPrefix() string { return strings.ToUpper(b.Name) }
 
 // Builtins lists the built-in routes in documentation order. It is the one
-// list of them: the README, docs, examples and deployment files are checked
-// against the routes the relay built from it (deploy/check).
+// list of them: to add a registry, add an entry here and run
+// `make deploy-check`, which compares the README, docs/deployment.md,
+// examples/ and deploy/ with the routes the relay builds from this table
+// and names every line still missing.
 var Builtins = []Builtin{
 	{Name: "dockerhub", Subdomain: "dhcr", Upstream: "https://registry-1.docker.io", Registry: "docker.io",
 		AuthHosts: []string{"auth.docker.io", "auth.ipv6.docker.com"}, Patch: DockerHubRepository},
