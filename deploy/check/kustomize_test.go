@@ -3,8 +3,6 @@ package check
 import (
 	"fmt"
 	"net"
-	"slices"
-	"sort"
 	"strconv"
 	"testing"
 	"time"
@@ -94,6 +92,10 @@ func build(t *testing.T, dir string) manifests {
 
 func TestKustomize(t *testing.T) {
 	vars := readmeVars(t)
+	var builtins []string
+	for _, r := range exampleRoutes(t) {
+		builtins = append(builtins, r.name)
+	}
 	domains := map[string]string{}
 	var trusted string
 	for _, dir := range []string{"deploy/k8s/base", "deploy/k8s/overlays/example"} {
@@ -107,8 +109,13 @@ func TestKustomize(t *testing.T) {
 			}
 			// Starting the relay with the ConfigMap proves it accepts every value.
 			hosts := servedHosts(t, vars, env)
-			if len(hosts) < 12 {
-				t.Errorf("the relay serves %d access domains with this ConfigMap, want the 11 built-in routes and the mirror: %v", len(hosts), hosts)
+			var served []string
+			for _, r := range startRelay(t, env).servedRoutes(t) {
+				served = append(served, r.name)
+			}
+			checkSet(t, "the routes the relay serves with ConfigMap "+m.cm.Name, served, builtins)
+			if mirrorHost(vars, env) == "" {
+				t.Errorf("ConfigMap %s switches the mirror host off", m.cm.Name)
 			}
 			checkIngress(t, m, hosts)
 			checkDeployment(t, m, vars)
@@ -145,17 +152,11 @@ func checkIngress(t *testing.T, m manifests, hosts []string) {
 			t.Errorf("ingress rule %s: backend must be the Service's registry port", r.Host)
 		}
 	}
-	sort.Strings(ruleHosts)
-	if !slices.Equal(ruleHosts, hosts) {
-		t.Errorf("ingress hosts\n %v\nwant the relay's access domains\n %v", ruleHosts, hosts)
-	}
+	checkSet(t, "the ingress rules' hosts", ruleHosts, hosts)
 	if len(ing.Spec.TLS) != 1 || ing.Spec.TLS[0].SecretName == "" {
 		t.Fatalf("ingress: want one TLS entry with a secret, got %+v", ing.Spec.TLS)
 	}
-	tlsHosts := slices.Sorted(slices.Values(ing.Spec.TLS[0].Hosts))
-	if !slices.Equal(tlsHosts, hosts) {
-		t.Errorf("ingress TLS hosts\n %v\nwant\n %v", tlsHosts, hosts)
-	}
+	checkSet(t, "the ingress TLS hosts", ing.Spec.TLS[0].Hosts, hosts)
 	if ing.Spec.IngressClassName == nil || *ing.Spec.IngressClassName != "nginx" {
 		t.Error("ingress: want ingressClassName nginx, the annotations are ingress-nginx's")
 	}

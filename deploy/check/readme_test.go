@@ -85,10 +85,7 @@ func (v relayVars) checkKnown(t *testing.T, where string, env map[string]string)
 }
 
 func TestReadmeTableParses(t *testing.T) {
-	v := readmeVars(t)
-	if len(v.routeNames) != 11 {
-		t.Errorf("README lists %d route names, want 11: %v", len(v.routeNames), v.routeNames)
-	}
+	v := readmeVars(t) // the route names are compared with the relay's in TestReadmeRoutes
 	for _, name := range []string{"RELAY_BASE_DOMAIN", "RELAY_LISTEN", "RELAY_ADMIN_LISTEN", "DOCKERHUB_ACCESS_DOMAIN", "GITLAB_ENABLED", "NO_PROXY"} {
 		if _, ok := v.defaults[name]; !ok {
 			t.Errorf("README table parsed without %s", name)

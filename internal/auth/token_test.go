@@ -63,7 +63,7 @@ func newFixture(t *testing.T, challenge func(tokenURL string) string, token http
 	t.Cleanup(upstream.Close)
 
 	up, _ := url.Parse(upstream.URL)
-	fx.route = &registry.Route{Name: "dockerhub", Upstream: up, UpstreamOverridden: true, LibraryPatch: true,
+	fx.route = &registry.Route{Name: "dockerhub", Upstream: up, UpstreamOverridden: true, Patch: registry.DockerHubRepository,
 		AuthHosts: []string{tokenSrv.Listener.Addr().String()}}
 	client := &http.Client{CheckRedirect: noRedirects}
 	fx.proxy = &auth.TokenProxy{Realms: auth.NewRealms(client), Log: slog.New(slog.DiscardHandler),

@@ -38,8 +38,8 @@ func TestLoadDefaults(t *testing.T) {
 	if c.ShutdownGrace != 30*time.Second || c.MaxRedirects != 10 || c.PassBlobRedirects {
 		t.Errorf("grace %v, redirects %d, pass blobs %v", c.ShutdownGrace, c.MaxRedirects, c.PassBlobRedirects)
 	}
-	if len(c.Routes) != len(registry.Builtins) || len(c.Routes) != 11 {
-		t.Fatalf("%d routes, want 11", len(c.Routes))
+	if len(c.Routes) != len(registry.Builtins) {
+		t.Fatalf("%d routes, want the %d built-in ones", len(c.Routes), len(registry.Builtins))
 	}
 	for i, b := range registry.Builtins {
 		r := c.Routes[i]
@@ -49,7 +49,7 @@ func TestLoadDefaults(t *testing.T) {
 		if r.Upstream.String() != b.Upstream || r.UpstreamOverridden {
 			t.Errorf("%s upstream = %v (overridden %v), want %s", r.Name, r.Upstream, r.UpstreamOverridden, b.Upstream)
 		}
-		if r.LibraryPatch != b.LibraryPatch || !slices.Equal(r.AuthHosts, b.AuthHosts) {
+		if (r.Patch == nil) != (b.Patch == nil) || r.Repository("nginx") != patched(b, "nginx") || !slices.Equal(r.AuthHosts, b.AuthHosts) {
 			t.Errorf("%s = %+v, want patch/auth hosts of %+v", r.Name, r, b)
 		}
 	}
@@ -61,10 +61,9 @@ func TestLoadDefaults(t *testing.T) {
 func TestLoadRoutes(t *testing.T) {
 	t.Run("base domain", func(t *testing.T) {
 		c := load(t, map[string]string{"RELAY_BASE_DOMAIN": "Example.com."})
-		want := []string{"dhcr", "k8s", "quay", "gcr", "ghcr", "elastic", "crunchydata", "nvcr", "lscr", "mcr", "gitlab"}
-		for i, sub := range want {
-			if got := c.Routes[i].AccessDomain; got != sub+".example.com" {
-				t.Errorf("route %s domain = %q, want %s.example.com", c.Routes[i].Name, got, sub)
+		for i, b := range registry.Builtins {
+			if got := c.Routes[i].AccessDomain; got != b.Subdomain+".example.com" {
+				t.Errorf("route %s domain = %q, want %s.example.com", c.Routes[i].Name, got, b.Subdomain)
 			}
 		}
 	})
@@ -79,7 +78,7 @@ func TestLoadRoutes(t *testing.T) {
 	})
 	t.Run("disabled route", func(t *testing.T) {
 		c := load(t, map[string]string{"GCR_ENABLED": "false"})
-		if routeNamed(c, "gcr") != nil || len(c.Routes) != 10 {
+		if routeNamed(c, "gcr") != nil || len(c.Routes) != len(registry.Builtins)-1 {
 			t.Errorf("gcr still routed; %d routes", len(c.Routes))
 		}
 	})
@@ -89,7 +88,7 @@ func TestLoadRoutes(t *testing.T) {
 		if r.Upstream.String() != "http://127.0.0.1:5000" || !r.UpstreamOverridden {
 			t.Errorf("upstream = %v, overridden = %v", r.Upstream, r.UpstreamOverridden)
 		}
-		if !r.LibraryPatch {
+		if r.Repository("nginx") != "library/nginx" {
 			t.Error("overriding the upstream dropped the library/ patch")
 		}
 		if routeNamed(c, "quay").UpstreamOverridden {
@@ -269,4 +268,12 @@ func FuzzParseUpstream(f *testing.F) {
 			t.Fatalf("ParseUpstream(%q) = %q; appending /v2/ gives %#v, %v", s, u, ping, err)
 		}
 	})
+}
+
+// patched is what a built-in route's table entry makes of name.
+func patched(b registry.Builtin, name string) string {
+	if b.Patch == nil {
+		return name
+	}
+	return b.Patch(name)
 }

@@ -85,7 +85,7 @@ func (c *Config) applyOfficial(routes []*registry.Route) error {
 		official[n] = true
 	}
 	for _, r := range routes {
-		if r.LibraryPatch {
+		if r.Patch != nil {
 			r.Official = official
 		}
 	}

@@ -37,10 +37,10 @@ func TestMirrorAndCustomRoutes(t *testing.T) {
 		t.Errorf("fallback = %v", hub.Fallback)
 	}
 	ecr, harbor := routeNamed(c, "ecr"), routeNamed(c, "corp_harbor")
-	if ecr == nil || ecr.AccessDomain != "ecr.example.com" || ecr.Registry != "public.ecr.aws" || ecr.LibraryPatch {
+	if ecr == nil || ecr.AccessDomain != "ecr.example.com" || ecr.Registry != "public.ecr.aws" || ecr.Patch != nil {
 		t.Errorf("ecr route = %+v", ecr)
 	}
-	if harbor == nil || harbor.AccessDomain != "corp-harbor.example.com" || !harbor.LibraryPatch {
+	if harbor == nil || harbor.AccessDomain != "corp-harbor.example.com" || harbor.Repository("nginx") != "library/nginx" {
 		t.Errorf("corp_harbor route = %+v", harbor)
 	}
 	m := c.Mirror

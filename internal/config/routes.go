@@ -27,7 +27,7 @@ func (c *Config) loadRoutes(environ map[string]string) error {
 	owner := map[string]string{} // normalized domain -> variable that set it
 	for _, b := range append(slices.Clone(registry.Builtins), custom...) {
 		var re routeEnv
-		prefix := b.EnvPrefix + "_"
+		prefix := b.EnvPrefix() + "_"
 		if err := env.ParseWithOptions(&re, env.Options{Environment: environ, Prefix: prefix}); err != nil {
 			return explain(err, prefix, &re)
 		}
@@ -68,11 +68,11 @@ func customBuiltins(names []string) ([]registry.Builtin, error) {
 			return nil, fmt.Errorf("RELAY_CUSTOM_ROUTES: %q is not a route name (lower-case letters, digits and _, starting with a letter)", n)
 		}
 		for _, b := range append(registry.Builtins, out...) {
-			if b.Name == n || b.EnvPrefix == strings.ToUpper(n) {
+			if b.Name == n || b.EnvPrefix() == strings.ToUpper(n) {
 				return nil, fmt.Errorf("RELAY_CUSTOM_ROUTES: route %q is defined twice or is a built-in route", n)
 			}
 		}
-		out = append(out, registry.Builtin{Name: n, EnvPrefix: strings.ToUpper(n), Subdomain: strings.ReplaceAll(n, "_", "-")})
+		out = append(out, registry.Builtin{Name: n, Subdomain: strings.ReplaceAll(n, "_", "-")})
 	}
 	return out, nil
 }
@@ -80,12 +80,12 @@ func customBuiltins(names []string) ([]registry.Builtin, error) {
 var customName = regexp.MustCompile(`^[a-z][a-z0-9_]{0,30}$`)
 
 func buildRoute(b registry.Builtin, re routeEnv, base string) (*registry.Route, error) {
-	prefix := b.EnvPrefix + "_"
+	prefix := b.EnvPrefix() + "_"
 	domain, err := accessDomain(prefix+"ACCESS_DOMAIN", re.AccessDomain, b.Subdomain, base)
 	if err != nil {
 		return nil, err
 	}
-	r := &registry.Route{Name: b.Name, AccessDomain: domain, LibraryPatch: b.LibraryPatch, Registry: b.Registry}
+	r := &registry.Route{Name: b.Name, AccessDomain: domain, Patch: b.Patch, Registry: b.Registry}
 	upstream := cmp.Or(re.Upstream, b.Upstream)
 	if upstream == "" {
 		return nil, fmt.Errorf("%sUPSTREAM is required for a custom route", prefix)
@@ -105,7 +105,9 @@ func buildRoute(b registry.Builtin, re routeEnv, base string) (*registry.Route, 
 			r.AuthHosts, r.CredentialHosts = normalizeHosts(b.AuthHosts), normalizeHosts(b.CredentialHosts)
 		}
 	} else {
-		r.LibraryPatch = re.LibraryPatch
+		if re.LibraryPatch {
+			r.Patch = registry.DockerHubRepository
+		}
 		r.Registry = cmp.Or(re.Registry, r.Upstream.Host)
 	}
 	if r.AuthHosts, err = appendHosts(r.AuthHosts, prefix+"AUTH_HOSTS", re.AuthHosts); err != nil {

@@ -70,7 +70,7 @@ func FuzzMapScopeNames(f *testing.F) {
 // FuzzMirrorSplit feeds client repository names to the mirror host's
 // registry-prefix split.
 func FuzzMirrorSplit(f *testing.F) {
-	hub := &registry.Route{Name: "dockerhub", Upstream: &url.URL{Scheme: "https", Host: "registry-1.docker.io"}, Registry: "docker.io", LibraryPatch: true}
+	hub := &registry.Route{Name: "dockerhub", Upstream: &url.URL{Scheme: "https", Host: "registry-1.docker.io"}, Registry: "docker.io", Patch: registry.DockerHubRepository}
 	gcr := &registry.Route{Name: "gcr", Upstream: &url.URL{Scheme: "https", Host: "gcr.io"}, Registry: "gcr.io"}
 	m, err := registry.NewMirror("mirror.test", registry.DefaultRegistryMap, []*registry.Route{hub, gcr})
 	if err != nil {

@@ -94,12 +94,10 @@ func (m *Mirror) resolve(key, value string, routes []*Route) (*Route, error) {
 			return nil, fmt.Errorf("%q -> %q: its route name %s is already taken", key, value, name)
 		}
 	}
-	r := &Route{
-		Name:         name,
-		Upstream:     u,
-		Registry:     key,
-		LibraryPatch: key == "docker.io" || u.Host == "registry-1.docker.io",
-		// A realm on the upstream itself is all this route trusts.
+	// A realm on the upstream itself is all this route trusts.
+	r := &Route{Name: name, Upstream: u, Registry: key}
+	if key == "docker.io" || u.Host == "registry-1.docker.io" {
+		r.Patch = DockerHubRepository
 	}
 	m.extra = append(m.extra, r)
 	return r, nil

@@ -52,8 +52,8 @@ func TestDockerHubScope(t *testing.T) {
 	}
 }
 
-func TestRoutePatchesOnlyWithLibraryPatch(t *testing.T) {
-	hub := &registry.Route{Name: "dockerhub", LibraryPatch: true}
+func TestRoutePatchesOnlyWithPatch(t *testing.T) {
+	hub := &registry.Route{Name: "dockerhub", Patch: registry.DockerHubRepository}
 	quay := &registry.Route{Name: "quay"}
 	if got := hub.Repository("nginx"); got != "library/nginx" {
 		t.Errorf("dockerhub Repository = %q", got)
@@ -61,7 +61,7 @@ func TestRoutePatchesOnlyWithLibraryPatch(t *testing.T) {
 	if got := registry.MapScopeNames("repository:nginx:pull registry:catalog:*", hub.Repository); got != "repository:library/nginx:pull registry:catalog:*" {
 		t.Errorf("dockerhub scope = %q", got)
 	}
-	official := &registry.Route{Name: "dockerhub", LibraryPatch: true, Official: map[string]bool{"ubuntu": true}}
+	official := &registry.Route{Name: "dockerhub", Patch: registry.DockerHubRepository, Official: map[string]bool{"ubuntu": true}}
 	if official.Repository("ubuntu") != "library/ubuntu" || official.Repository("nginx") != "nginx" {
 		t.Error("Official does not limit the library/ patch")
 	}

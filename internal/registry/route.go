@@ -33,9 +33,10 @@ type Route struct {
 	// in AuthHosts' form. Their answers count as the upstream's own: a
 	// challenge from one of them is acted on, one from any other hop is not.
 	CredentialHosts []string
-	// LibraryPatch inserts Docker Hub's implicit "library/" namespace.
-	LibraryPatch bool
-	// Official, when not nil, limits LibraryPatch to these single names
+	// Patch maps a client's repository name to the upstream's, as
+	// Builtin.Patch; nil keeps names as they are.
+	Patch func(name string) string
+	// Official, when not nil, limits Patch to these single names
 	// (DOCKER_HUB_OFFICIAL_IMAGES).
 	Official map[string]bool
 	// Registry is the registry's name in image references ("docker.io"),
@@ -67,10 +68,10 @@ func (c *Credentials) String() string { return c.Username + ":<redacted>" }
 
 // Repository maps a client-facing repository name to the upstream's.
 func (r *Route) Repository(name string) string {
-	if r.LibraryPatch && (r.Official == nil || r.Official[name]) {
-		return DockerHubRepository(name)
+	if r.Patch == nil || (r.Official != nil && !r.Official[name]) {
+		return name
 	}
-	return name
+	return r.Patch(name)
 }
 
 // AuthHostAllowed reports whether a token realm at u may be contacted:

@@ -2,7 +2,9 @@ package registry_test
 
 import (
 	"net/url"
+	"regexp"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/registry-relay/registry-relay/internal/registry"
@@ -128,32 +130,49 @@ func TestAuthHostAllowed(t *testing.T) {
 	}
 }
 
+var (
+	routeName = regexp.MustCompile(`^[a-z][a-z0-9]*$`)
+	dnsLabel  = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`)
+)
+
+// TestBuiltins checks what every entry of the table must satisfy, so that
+// a new entry needs no edit here: names that make metrics labels and
+// variable prefixes, unique subdomains and registry names, https upstreams.
 func TestBuiltins(t *testing.T) {
-	want := []struct{ name, prefix, sub string }{
-		{"dockerhub", "DOCKERHUB", "dhcr"}, {"k8s", "K8S", "k8s"}, {"quay", "QUAY", "quay"},
-		{"gcr", "GCR", "gcr"}, {"ghcr", "GHCR", "ghcr"}, {"elastic", "ELASTIC", "elastic"},
-		{"crunchydata", "CRUNCHYDATA", "crunchydata"}, {"nvcr", "NVCR", "nvcr"},
-		{"lscr", "LSCR", "lscr"}, {"mcr", "MCR", "mcr"}, {"gitlab", "GITLAB", "gitlab"},
+	seen := map[string]string{}
+	unique := func(b registry.Builtin, kind, v string) {
+		if prev, dup := seen[kind+" "+v]; dup {
+			t.Errorf("%s: %s %q is also %s's", b.Name, kind, v, prev)
+		}
+		seen[kind+" "+v] = b.Name
 	}
-	if len(registry.Builtins) != len(want) {
-		t.Fatalf("%d builtins, want %d", len(registry.Builtins), len(want))
-	}
-	for i, w := range want {
-		b := registry.Builtins[i]
-		if b.Name != w.name || b.EnvPrefix != w.prefix || b.Subdomain != w.sub {
-			t.Errorf("Builtins[%d] = %s/%s/%s, want %s/%s/%s", i, b.Name, b.EnvPrefix, b.Subdomain, w.name, w.prefix, w.sub)
+	for _, b := range registry.Builtins {
+		if !routeName.MatchString(b.Name) || b.EnvPrefix() != strings.ToUpper(b.Name) {
+			t.Errorf("%q: want a lower-case name of letters and digits (prefix %s)", b.Name, b.EnvPrefix())
+		}
+		if !dnsLabel.MatchString(b.Subdomain) {
+			t.Errorf("%s: subdomain %q is not one DNS label", b.Name, b.Subdomain)
+		}
+		unique(b, "name", b.Name)
+		unique(b, "subdomain", b.Subdomain)
+		unique(b, "registry", b.Registry)
+		if b.Subdomain == "mirror" {
+			t.Errorf("%s: subdomain mirror is the mirror host's", b.Name)
 		}
 		u, err := url.Parse(b.Upstream)
 		if err != nil || u.Scheme != "https" || u.Host == "" || u.Path != "" {
 			t.Errorf("%s upstream %q is not an https base URL", b.Name, b.Upstream)
 		}
-		if b.LibraryPatch != (b.Name == "dockerhub") {
-			t.Errorf("%s LibraryPatch = %v", b.Name, b.LibraryPatch)
+		if b.Registry == "" || b.Registry != registry.NormalizeHost(b.Registry) {
+			t.Errorf("%s: registry name %q is empty or not normalized", b.Name, b.Registry)
 		}
 		for _, h := range append(slices.Clone(b.AuthHosts), b.CredentialHosts...) {
 			if h != registry.NormalizeHost(h) {
 				t.Errorf("%s host %q is not normalized", b.Name, h)
 			}
+		}
+		if b.Name == "dockerhub" && (b.Patch == nil || b.Patch("nginx") != "library/nginx") {
+			t.Error("dockerhub lost its library/ patch")
 		}
 	}
 }

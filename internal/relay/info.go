@@ -11,7 +11,7 @@ import (
 )
 
 // serveInfo answers GET / with what this host relays and how to pull
-// through it: with eleven look-alike subdomains, users ask.
+// through it: with a look-alike subdomain per registry, users ask.
 func (rl *Relay) serveInfo(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		oci.NewError(http.StatusMethodNotAllowed, oci.CodeUnsupported, "only GET and HEAD are supported").ServeHTTP(w, r)
@@ -28,8 +28,8 @@ func (rl *Relay) serveInfo(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	example := x.host + "/<repository>:<tag>"
-	if x.route.LibraryPatch {
-		example = x.host + "/library/nginx:latest (or " + x.host + "/nginx:latest)"
+	if x.route.Patch != nil {
+		example = x.host + "/" + x.route.Patch("nginx") + ":latest (or " + x.host + "/nginx:latest)"
 	}
 	info := struct {
 		Service  string `json:"service"`

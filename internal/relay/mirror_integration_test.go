@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/authn"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 
@@ -159,15 +160,54 @@ func TestRelayAccountServesAnonymousClients(t *testing.T) {
 	}
 }
 
+// TestCustomRoute adds a registry through configuration only, as an
+// operator adds one the built-in table lacks: its upstream with a token
+// service of its own, access domain, registry name and Docker Hub's
+// library/ patch. Images are pulled through the access domain and through
+// the mirror host by the registry name, with short names patched on the
+// way and in the token scopes.
 func TestCustomRoute(t *testing.T) {
-	w := newWorld(t, "RELAY_CUSTOM_ROUTES", "harbor", "HARBOR_UPSTREAM", "$K8S", "HARBOR_ACCESS_DOMAIN", "harbor.corp.test")
-	want := relaytest.PushImage(t, w.k8s, "team/tool:2", relaytest.RandomImage(t, 1, 2048))
-	img, err := remote.Image(ref(t, "harbor.corp.test/team/tool:2"), w.options(t, nil)...)
-	if err != nil {
-		t.Fatal(err)
+	issuer := relaytest.NewTokenIssuer(t, relaytest.IssuerOptions{})
+	harbor := relaytest.NewRegistry(t, relaytest.RegistryOptions{Auth: issuer})
+	w := newWorld(t, "RELAY_CUSTOM_ROUTES", "harbor", "HARBOR_UPSTREAM", harbor.URL, "HARBOR_AUTH_HOSTS", issuer.Host,
+		"HARBOR_ACCESS_DOMAIN", "harbor.corp.test", "HARBOR_REGISTRY", "harbor.corp.example", "HARBOR_LIBRARY_PATCH", "true")
+	official := relaytest.PushImage(t, harbor, "library/tool:2", relaytest.RandomImage(t, 1, 2048))
+	team := relaytest.PushImage(t, harbor, "team/tool:2", relaytest.RandomImage(t, 1, 2048))
+	for _, tc := range []struct {
+		ref  string
+		want v1.Hash
+	}{
+		{"harbor.corp.test/tool:2", official},
+		{"harbor.corp.test/library/tool:2", official},
+		{"harbor.corp.test/team/tool:2", team},
+		{"mirror.test/harbor.corp.example/tool:2", official},
+		{"mirror.test/harbor.corp.example/team/tool:2", team},
+	} {
+		t.Run(tc.ref, func(t *testing.T) {
+			img, err := remote.Image(ref(t, tc.ref), w.options(t, nil)...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			assertDigest(t, img.Digest, tc.want)
+			if err := validate.Image(img); err != nil {
+				t.Fatal(err)
+			}
+		})
 	}
-	if d, _ := img.Digest(); d != want {
-		t.Fatalf("digest %s, want %s", d, want)
+	resp := getWithTokenFlow(t, w, mirrorHost, "/v2/tool/manifests/2?ns=harbor.corp.example")
+	readAll(t, resp)
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Docker-Content-Digest") != official.String() {
+		t.Errorf("containerd ?ns=harbor.corp.example: %d digest %q, want 200 %s", resp.StatusCode, resp.Header.Get("Docker-Content-Digest"), official)
+	}
+	for _, r := range issuer.Requests() {
+		for _, s := range r.Scopes {
+			if strings.HasPrefix(s, "repository:tool:") || strings.Contains(s, "harbor.corp.example/") {
+				t.Errorf("the custom route's token service got scope %q, want library/tool without the registry prefix", s)
+			}
+		}
+	}
+	if len(issuer.Requests()) == 0 {
+		t.Error("no token request reached the custom route's token service")
 	}
 	if !metricPresent(t, w.app.Gatherer(), `relay_http_requests_total{code="200",kind="manifest",method="GET",route="harbor"}`) {
 		t.Error("custom route's requests are not counted under its name")
