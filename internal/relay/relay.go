@@ -115,11 +115,11 @@ func (rl *Relay) ServeHTTP(w http.ResponseWriter, r *http.Request) { rl.handler.
 func (rl *Relay) observe(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		x := &exchange{kind: oci.KindOther, host: r.Host, scheme: rl.publicScheme(r)}
+		x := &exchange{plan: plan{kind: oci.KindOther, host: r.Host, scheme: rl.publicScheme(r)}}
 		routeName := metrics.NoRoute
 		if route := rl.opts.Routes.Lookup(r.Host); route != nil {
 			x.route, routeName = route, route.Name
-		} else if m := rl.opts.Mirror; m != nil && registry.NormalizeHost(r.Host) == registry.NormalizeHost(m.AccessDomain) {
+		} else if m := rl.opts.Mirror; m != nil && registry.SameHost(r.Host, m.AccessDomain) {
 			x.mirror, routeName = m, metrics.MirrorRoute
 		}
 		done := rl.opts.Metrics.Begin(routeName)

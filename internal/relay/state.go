@@ -9,24 +9,39 @@ import (
 	"github.com/registry-relay/registry-relay/internal/registry"
 )
 
-// exchange is what the relay learns about one request as it is handled;
-// the observe middleware reads it for the access log and metrics, so
-// handlers never touch either.
+// exchange is one request as the relay handles it: the plan resolved for
+// it, and its outcome. observe creates it and reads it for the access log
+// and metrics, so handlers never touch either.
 type exchange struct {
-	route          *registry.Route
-	mirror         *registry.Mirror // set on the mirror host; route is resolved per request
-	prefix         string           // registry prefix the client put before the name ("gcr.io/")
-	host           string           // Host as the client sent it, port included
-	scheme         string           // scheme the client sees the relay at
-	kind           oci.Kind
-	path           oci.Path
-	target         *url.URL // upstream URL of a proxied registry request
-	upstreamRepo   string   // the repository name as the upstream knows it
-	cache          string   // how the cache answered: hit, miss, stale, coalesced
-	authKey        string   // the client's identity for this repository, for cache authorization
-	clientIP       netip.Addr
-	clientUser     string // the relay account of an authenticated client
-	tagKey         string // the tag resolution this request asks for, if any
+	plan
+	outcome
+}
+
+// plan is what the relay resolves about a request before it acts: the
+// host's route (observe), the client (guard), the path, the mirror host's
+// route and the upstream request (resolveRegistry, resolveToken), and the
+// client's identity and cache keys (authenticateClient, prepareCache).
+// Each field is written once, by the step named; the upstream transports
+// read none of it (they are built per route).
+type plan struct {
+	route        *registry.Route
+	mirror       *registry.Mirror // set on the mirror host; route is resolved per request
+	prefix       string           // registry prefix the client put before the name ("gcr.io/")
+	host         string           // Host as the client sent it, port included
+	scheme       string           // scheme the client sees the relay at
+	kind         oci.Kind
+	path         oci.Path
+	target       *url.URL // upstream URL of a proxied registry request
+	upstreamRepo string   // the repository name as the upstream knows it
+	clientIP     netip.Addr
+	clientUser   string // the relay account of an authenticated client
+	authKey      string // the client's identity for this object, for cache authorization
+	tagKey       string // the tag resolution this request asks for, if any
+}
+
+// outcome is what happened, as the access log and metrics report it.
+type outcome struct {
+	cache          string // how the cache answered: hit, miss, stale, coalesced, bypass
 	upstreamStatus int
 	clientGone     bool
 }
