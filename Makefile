@@ -54,8 +54,14 @@ fuzz:
 load:
 	$(GOTEST) -tags load -v -timeout 10m ./internal/loadtest/
 
+# Tidiness covers both modules: a go.mod that `go mod tidy` would rewrite
+# (a dependency marked indirect that is imported directly, a stale go.sum
+# line) fails with the diff tidy would apply.
 lint:
 	@out=$$(gofmt -l cmd internal examples); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@for m in . deploy/check; do \
+	  out=$$(cd $$m && $(GO) mod tidy -diff 2>&1) || { echo "go mod tidy needed in $$m:"; echo "$$out"; exit 1; }; \
+	done
 	$(GO) vet ./...
 	$(GO) vet -tags e2e ./internal/e2e/...
 	$(GO) vet -tags load ./internal/loadtest/
