@@ -43,7 +43,7 @@ func PushIndex(t testing.TB, reg *Registry, repoAndTag string, idx v1.ImageIndex
 }
 
 // PushImage is the package-level PushImage for programs without a
-// testing.TB, such as examples/demo.
+// testing.TB, such as the conformance harness.
 func (r *Registry) PushImage(ctx context.Context, repoAndTag string, img v1.Image) (v1.Hash, error) {
 	digest, err := img.Digest()
 	if err != nil {
@@ -59,7 +59,7 @@ func (r *Registry) PushImage(ctx context.Context, repoAndTag string, img v1.Imag
 }
 
 // PushIndex is the package-level PushIndex for programs without a
-// testing.TB, such as examples/demo.
+// testing.TB, such as the conformance harness.
 func (r *Registry) PushIndex(ctx context.Context, repoAndTag string, idx v1.ImageIndex) (v1.Hash, error) {
 	digest, err := idx.Digest()
 	if err != nil {

@@ -89,7 +89,7 @@ func NewTokenIssuer(t testing.TB, opts IssuerOptions) *TokenIssuer {
 }
 
 // StartTokenIssuer is NewTokenIssuer for programs without a testing.TB,
-// such as examples/demo. The registry's root certificate bundle is written
+// such as the conformance harness. The registry's root certificate bundle is written
 // to dir; an empty dir means a temporary directory that Close removes.
 // The caller must call Close.
 func StartTokenIssuer(opts IssuerOptions, dir string) (*TokenIssuer, error) {

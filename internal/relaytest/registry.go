@@ -69,7 +69,7 @@ func NewRegistry(t testing.TB, opts RegistryOptions) *Registry {
 }
 
 // StartRegistry is NewRegistry for programs without a testing.TB, such as
-// examples/demo. The caller must call Close.
+// the conformance harness. The caller must call Close.
 func StartRegistry(opts RegistryOptions) (*Registry, error) {
 	quietDistribution()
 	app, err := newApp(opts.Auth)

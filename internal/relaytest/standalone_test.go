@@ -14,7 +14,7 @@ import (
 )
 
 // TestStandaloneAPI uses the constructors without testing.TB the way
-// examples/demo does, and checks that Close releases what they took;
+// the conformance harness and the benchmark do, and checks that Close releases what they took;
 // TestMain checks the goroutines.
 func TestStandaloneAPI(t *testing.T) {
 	t.Parallel()
