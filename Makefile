@@ -140,7 +140,7 @@ BENCH_APT := nginx caddy
 ## bench: the relay's throughput, latency and memory next to the registry,
 ## nginx and Caddy, on loopback; writes docs/benchmarks.md. Not part of test or CI.
 bench: build $(BIN)/registry bench-apt
-	$(GO) run ./internal/bench -bin $(BIN) -out docs/benchmarks.md $(BENCHFLAGS)
+	$(GO) run ./cmd/relay-bench -bin $(BIN) -out docs/benchmarks.md $(BENCHFLAGS)
 
 # As e2e-apt: installs what is missing when running as root with apt; the
 # benchmark skips a proxy that is still missing and says so in its report.

@@ -57,7 +57,7 @@ func table(b *strings.Builder, header []string, rows [][]string) {
 }
 
 func (r *runner) writeHeader(b *strings.Builder) {
-	fmt.Fprintf(b, "# Benchmarks\n\nWritten by `make bench` (`internal/bench`) on %s; the run took %s. "+
+	fmt.Fprintf(b, "# Benchmarks\n\nWritten by `make bench` (`cmd/relay-bench`) on %s; the run took %s. "+
 		"Not part of `make test` or CI: the figures depend on the machine, so compare rows of one run, not runs.\n",
 		r.started.UTC().Format("2006-01-02 15:04 MST"), time.Since(r.started).Round(time.Second))
 	b.WriteString("\n## Machine\n")

@@ -1,4 +1,4 @@
-// Command bench (`make bench`) measures registry-relay next to the
+// Command relay-bench (`make bench`) measures registry-relay next to the
 // registry it relays and next to nginx and Caddy proxying the same
 // registry: blob throughput, manifest HEAD latency, the token flow, the
 // relay's memory under 1,000 open blob streams and, once the relay has a
