@@ -12,15 +12,10 @@ func DockerHubRepository(name string) string {
 	return "library/" + name
 }
 
-// DockerHubScope patches every repository name in a token scope string. One
-// string may hold several space-separated scopes (the OAuth2 form), each
-// "type[(class)]:name:actions"; others ("registry:catalog:*") are kept.
-func DockerHubScope(scope string) string {
-	return MapScopeNames(scope, DockerHubRepository)
-}
-
 // MapScopeNames applies fn to the repository name of every repository
-// scope in a space-separated scope string.
+// scope in a token scope string. One string may hold several
+// space-separated scopes (the OAuth2 form), each
+// "type[(class)]:name:actions"; others ("registry:catalog:*") are kept.
 func MapScopeNames(scope string, fn func(string) string) string {
 	// Split as FilterScopes splits, on any white space: a scope that one
 	// reads as two and the other as one would be mapped and judged apart.

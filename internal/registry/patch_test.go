@@ -22,7 +22,8 @@ func TestDockerHubRepository(t *testing.T) {
 	}
 }
 
-func TestDockerHubScope(t *testing.T) {
+// TestMapScopeNames maps with the Docker Hub patch, as the dockerhub route does.
+func TestMapScopeNames(t *testing.T) {
 	tests := []struct{ name, in, want string }{
 		{"single", "repository:nginx:pull", "repository:library/nginx:pull"},
 		{"already prefixed", "repository:library/nginx:pull", "repository:library/nginx:pull"},
@@ -45,8 +46,8 @@ func TestDockerHubScope(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := registry.DockerHubScope(tt.in); got != tt.want {
-				t.Errorf("DockerHubScope(%q) = %q, want %q", tt.in, got, tt.want)
+			if got := registry.MapScopeNames(tt.in, registry.DockerHubRepository); got != tt.want {
+				t.Errorf("MapScopeNames(%q) = %q, want %q", tt.in, got, tt.want)
 			}
 		})
 	}
@@ -73,7 +74,9 @@ func TestRoutePatchesOnlyWithPatch(t *testing.T) {
 	}
 }
 
-func FuzzDockerHubScope(f *testing.F) {
+// FuzzDockerHubScopePatch checks that the dockerhub route's scope patch is
+// idempotent: a scope already patched (library/nginx) is left alone.
+func FuzzDockerHubScopePatch(f *testing.F) {
 	for _, s := range []string{
 		"repository:nginx:pull", "repository:library/nginx:pull", "repository(plugin):x:pull",
 		"registry:catalog:*", "repository:a:b:pull repository:c:push", "", " ", "repository::",
@@ -82,8 +85,8 @@ func FuzzDockerHubScope(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		once := registry.DockerHubScope(s)
-		if twice := registry.DockerHubScope(once); twice != once {
+		once := registry.MapScopeNames(s, registry.DockerHubRepository)
+		if twice := registry.MapScopeNames(once, registry.DockerHubRepository); twice != once {
 			t.Fatalf("not idempotent: %q -> %q -> %q", s, once, twice)
 		}
 		// Scopes are split on any white space and joined with one space.
