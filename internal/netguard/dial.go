@@ -31,9 +31,6 @@ func PublicOnly(ctx context.Context) context.Context {
 	return context.WithValue(ctx, hopKey{}, &hop{})
 }
 
-// IsPublicOnly reports whether ctx carries PublicOnly's mark.
-func IsPublicOnly(ctx context.Context) bool { return hopFrom(ctx) != nil }
-
 func hopFrom(ctx context.Context) *hop {
 	h, _ := ctx.Value(hopKey{}).(*hop)
 	return h

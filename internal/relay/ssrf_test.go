@@ -97,7 +97,8 @@ func TestRedirectToPublicNameStillFollowed(t *testing.T) {
 	quay := &registry.Route{Name: "quay", Upstream: &url.URL{Scheme: "https", Host: "quay.io"}}
 	var sawMark atomic.Bool
 	public := roundTripFunc(func(req *http.Request) (*http.Response, error) {
-		sawMark.Store(netguard.IsPublicOnly(req.Context()))
+		// The mark, seen by its effect: a dial to loopback would be refused.
+		sawMark.Store(netguard.Control(req.Context(), "tcp", "127.0.0.1:443", nil) != nil)
 		return &http.Response{StatusCode: 200, Header: http.Header{}, Body: http.NoBody, Request: req}, nil
 	})
 	up := &hops{answers: map[string]string{"https://quay.io/v2/x/blobs/d": "https://cdn01.quay.io/b?sig=1"}, auth: map[string]string{}}
