@@ -46,9 +46,6 @@ const (
 // serveFromCache answers from the cache when it can, and reports whether
 // it did; otherwise the request is proxied (and its answer captured).
 func (rl *Relay) serveFromCache(w http.ResponseWriter, r *http.Request, x *exchange) bool {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		return false
-	}
 	switch {
 	case x.kind == oci.KindBlob && x.path.IsDigest():
 		return rl.cachedBlob(w, r, x)
