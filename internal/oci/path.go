@@ -2,7 +2,6 @@ package oci
 
 import (
 	"fmt"
-	"net/http"
 	"regexp"
 	"strings"
 )
@@ -83,10 +82,10 @@ func ParsePath(escaped string) (Path, *Error) {
 	}
 	rest, ok := strings.CutPrefix(escaped, "/v2/")
 	if !ok {
-		return Path{}, NewError(http.StatusNotFound, CodeNameUnknown, "not a registry API path")
+		return Path{}, Err(CodeNameUnknown, "not a registry API path")
 	}
 	if strings.ContainsAny(rest, "%\\") {
-		return Path{}, NewError(http.StatusBadRequest, CodeNameInvalid, "encoded characters are not allowed in registry paths")
+		return Path{}, Err(CodeNameInvalid, "encoded characters are not allowed in registry paths")
 	}
 	if rest == "_catalog" {
 		return Path{Kind: KindOther}, nil
@@ -94,7 +93,7 @@ func ParsePath(escaped string) (Path, *Error) {
 	segs := strings.Split(rest, "/")
 	p, n := classify(segs)
 	if n == 0 {
-		return Path{}, NewError(http.StatusNotFound, CodeNameUnknown, "unknown registry API endpoint")
+		return Path{}, Err(CodeNameUnknown, "unknown registry API endpoint")
 	}
 	p.Name = strings.Join(segs[:n], "/")
 	// On a bad name or reference the kind is still returned, for the
@@ -134,10 +133,10 @@ func classify(segs []string) (Path, int) {
 // ValidateName checks a repository name against the distribution grammar.
 func ValidateName(name string) *Error {
 	if len(name) > MaxNameLength {
-		return NewError(http.StatusBadRequest, CodeNameInvalid, fmt.Sprintf("repository name longer than %d characters", MaxNameLength))
+		return Err(CodeNameInvalid, fmt.Sprintf("repository name longer than %d characters", MaxNameLength))
 	}
 	if !nameRE.MatchString(name) {
-		return NewError(http.StatusBadRequest, CodeNameInvalid, "invalid repository name")
+		return Err(CodeNameInvalid, "invalid repository name")
 	}
 	return nil
 }
@@ -147,7 +146,7 @@ func validateReference(p Path) *Error {
 		// Refused later by method; the reference is an opaque upload id,
 		// but still never a dot segment.
 		if p.Reference == "." || p.Reference == ".." {
-			return NewError(http.StatusBadRequest, CodeNameInvalid, "dot segments are not allowed in registry paths")
+			return Err(CodeNameInvalid, "dot segments are not allowed in registry paths")
 		}
 		return nil
 	}
@@ -156,7 +155,7 @@ func validateReference(p Path) *Error {
 		return nil
 	case p.Kind == KindManifest && !strings.Contains(p.Reference, ":"):
 		if !tagRE.MatchString(p.Reference) {
-			return NewError(http.StatusBadRequest, CodeTagInvalid, "invalid tag")
+			return Err(CodeTagInvalid, "invalid tag")
 		}
 		return nil
 	}
@@ -166,7 +165,7 @@ func validateReference(p Path) *Error {
 // ValidateDigest checks a digest's syntax, and for the registered
 // algorithms its length and hex encoding (OCI image-spec, "Digests").
 func ValidateDigest(d string) *Error {
-	bad := NewError(http.StatusBadRequest, CodeDigestInvalid, "invalid digest")
+	bad := Err(CodeDigestInvalid, "invalid digest")
 	if len(d) > 256 || !digestRE.MatchString(d) {
 		return bad
 	}
