@@ -63,7 +63,7 @@ func ReadTokenRequest(w http.ResponseWriter, r *http.Request) (*TokenRequest, *o
 		}
 		return &TokenRequest{post: true, params: form}, nil
 	}
-	return nil, oci.NewError(http.StatusMethodNotAllowed, oci.CodeUnsupported, "the token endpoint accepts GET and POST")
+	return nil, oci.Err(oci.CodeUnsupported, "the token endpoint accepts GET and POST")
 }
 
 // Credentials are the username and password the client sent: HTTP Basic
@@ -140,7 +140,7 @@ func (p *TokenProxy) Serve(w http.ResponseWriter, r *http.Request, tr *TokenRequ
 	}
 	out, err := p.upstreamRequest(r, tr, route, realm, mapName)
 	if err != nil {
-		oci.NewError(http.StatusInternalServerError, oci.CodeUnknown, "building the token request failed").ServeHTTP(w, r)
+		oci.Err(oci.CodeUnknown, "building the token request failed").ServeHTTP(w, r)
 		return 0, false
 	}
 	resp, err := p.Transport(route).RoundTrip(out)
@@ -153,7 +153,7 @@ func (p *TokenProxy) Serve(w http.ResponseWriter, r *http.Request, tr *TokenRequ
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxTokenBody+1))
 	if err != nil || len(body) > maxTokenBody {
 		p.Log.Warn("token response unreadable", "route", route.Name, "err", err, "bytes", len(body))
-		oci.NewError(http.StatusBadGateway, oci.CodeUnavailable, "token service answered with an unreadable or oversized body").ServeHTTP(w, r)
+		oci.BadGateway(oci.CodeUnavailable, "token service answered with an unreadable or oversized body").ServeHTTP(w, r)
 		return resp.StatusCode, true
 	}
 	writeTokenResponse(w, r, resp, body)
@@ -265,17 +265,23 @@ func pullOnly(s string) string {
 	return strings.Join(out, " ")
 }
 
+// readForm reads the OAuth2 form. A bad form is a fault of the HTTP
+// request, which no OCI code names, so it answers with the HTTP status for
+// that fault (415, 413, 400) rather than UNSUPPORTED's 405; a 400 also
+// sends containerd back to the GET flow.
 func readForm(r *http.Request) (url.Values, *oci.Error) {
 	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/x-www-form-urlencoded" {
-		return nil, oci.NewError(http.StatusUnsupportedMediaType, oci.CodeUnsupported, "token POST must be application/x-www-form-urlencoded")
+		return nil, oci.Err(oci.CodeUnsupported, "token POST must be application/x-www-form-urlencoded").
+			WithStatus(http.StatusUnsupportedMediaType)
 	}
 	raw, err := io.ReadAll(io.LimitReader(r.Body, maxFormBody+1))
 	if err != nil || len(raw) > maxFormBody {
-		return nil, oci.NewError(http.StatusRequestEntityTooLarge, oci.CodeUnsupported, "token form body unreadable or too large")
+		return nil, oci.Err(oci.CodeUnsupported, "token form body unreadable or too large").
+			WithStatus(http.StatusRequestEntityTooLarge)
 	}
 	form, err := url.ParseQuery(string(raw))
 	if err != nil {
-		return nil, oci.NewError(http.StatusBadRequest, oci.CodeUnsupported, "malformed token form body")
+		return nil, oci.Err(oci.CodeUnsupported, "malformed token form body").WithStatus(http.StatusBadRequest)
 	}
 	return form, nil
 }
@@ -294,8 +300,10 @@ func patchScopes(v url.Values, mapName func(string) string) {
 func writeTokenResponse(w http.ResponseWriter, r *http.Request, resp *http.Response, body []byte) {
 	ct := resp.Header.Get("Content-Type")
 	if resp.StatusCode >= 400 && !isJSON(ct, body) {
-		oci.NewError(resp.StatusCode, oci.CodeForStatus(resp.StatusCode),
-			fmt.Sprintf("token service answered %d", resp.StatusCode)).ServeHTTP(w, r)
+		// The token service's own status is kept: containerd's POST-to-GET
+		// fallback and every client's retry decision go by it.
+		oci.Err(oci.CodeForStatus(resp.StatusCode), fmt.Sprintf("token service answered %d", resp.StatusCode)).
+			WithStatus(resp.StatusCode).ServeHTTP(w, r)
 		return
 	}
 	h := w.Header()
@@ -322,11 +330,14 @@ func isJSON(contentType string, body []byte) bool {
 func (p *TokenProxy) fail(w http.ResponseWriter, r *http.Request, route *registry.Route, err error) {
 	switch {
 	case errors.Is(err, ErrNoTokenAuth):
-		oci.NewError(http.StatusNotFound, oci.CodeUnsupported,
-			fmt.Sprintf("the %s upstream does not use token authentication", route.Name)).ServeHTTP(w, r)
+		// 404, not UNSUPPORTED's 405: containerd retries a failed POST as a
+		// GET on 404 but on 405 only when it holds credentials, and a
+		// registry without a token service answers 404 here too.
+		oci.Err(oci.CodeUnsupported, fmt.Sprintf("the %s upstream does not use token authentication", route.Name)).
+			WithStatus(http.StatusNotFound).ServeHTTP(w, r)
 	case errors.Is(err, ErrRealmRefused):
 		p.Log.Error("refusing token realm", "route", route.Name, "err", err)
-		oci.NewError(http.StatusBadGateway, oci.CodeDenied, err.Error()).ServeHTTP(w, r)
+		oci.BadGateway(oci.CodeDenied, err.Error()).ServeHTTP(w, r)
 	default:
 		p.Log.Warn("token realm discovery failed", "route", route.Name, "err", err)
 		oci.UpstreamError(err).ServeHTTP(w, r)

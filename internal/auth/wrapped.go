@@ -46,7 +46,7 @@ func (p *TokenProxy) serveWrapped(w http.ResponseWriter, r *http.Request, tr *To
 	get.Header = http.Header{"User-Agent": r.Header.Values("User-Agent")}
 	out, err := p.upstreamRequest(get, anonymous, tg.Route, realm, mapName)
 	if err != nil {
-		oci.NewError(http.StatusInternalServerError, oci.CodeUnknown, "building the token request failed").ServeHTTP(w, r)
+		oci.Err(oci.CodeUnknown, "building the token request failed").ServeHTTP(w, r)
 		return 0, false
 	}
 	resp, err := p.Transport(tg.Route).RoundTrip(out)
@@ -62,7 +62,7 @@ func (p *TokenProxy) serveWrapped(w http.ResponseWriter, r *http.Request, tr *To
 	}
 	tok, ttl, err := readToken(bytes.NewReader(body))
 	if err != nil {
-		oci.NewError(http.StatusBadGateway, oci.CodeUnavailable, "token service answered without a token").ServeHTTP(w, r)
+		oci.BadGateway(oci.CodeUnavailable, "token service answered without a token").ServeHTTP(w, r)
 		return resp.StatusCode, true
 	}
 	writeToken(w)(tg.Issue(tok, ttl))

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/opencontainers/go-digest"
 )
 
 // Disk is a Store in a directory: content/<alg>/<hex[:2]>/<hex> with a
@@ -101,14 +103,17 @@ func (d *Disk) scan() error {
 	return nil
 }
 
-// paths returns the content and meta paths of a digest; it refuses
-// digests that are not "alg:hex", so nothing outside dir is touched.
-func (d *Disk) paths(digest string) (content, meta string, err error) {
-	alg, enc, ok := strings.Cut(digest, ":")
-	if !ok || len(enc) < 8 || (alg != "sha256" && alg != "sha512") || strings.Trim(enc, "0123456789abcdef") != "" {
-		return "", "", fmt.Errorf("unsupported digest %q", digest)
+// paths returns the content and meta paths of a digest. digest.Parse
+// accepts only algorithms it can compute, with their exact lower-case hex
+// encoding: nothing is stored that Commit cannot verify, and nothing
+// outside dir is touched.
+func (d *Disk) paths(dg string) (content, meta string, err error) {
+	parsed, err := digest.Parse(dg)
+	if err != nil {
+		return "", "", fmt.Errorf("unsupported digest %q: %w", dg, err)
 	}
-	content = filepath.Join(d.dir, "content", alg, enc[:2], enc)
+	enc := parsed.Encoded()
+	content = filepath.Join(d.dir, "content", parsed.Algorithm().String(), enc[:2], enc)
 	return content, content + ".meta", nil
 }
 

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/opencontainers/go-digest"
 )
 
 func digestOf(b []byte) string {
@@ -63,9 +65,42 @@ func TestDiskPublishesOnlyVerifiedContent(t *testing.T) {
 	if _, err := d.Open(t.Context(), digestOf([]byte("partial"))); !errors.Is(err, ErrNotFound) {
 		t.Error("aborted content was published")
 	}
-	for _, bad := range []string{"sha256:../../etc", "md5:abcdef0123", "sha256:ABCDEF0123"} {
+	for _, bad := range []string{
+		"sha256:../../etc", "md5:abcdef0123", "sha256:ABCDEF0123", "sha256:abcdef0123",
+		"blake3:" + strings.Repeat("a", 64), "sha512:" + strings.Repeat("a", 64),
+	} {
 		if _, err := d.Create(t.Context(), bad, Meta{}); err == nil {
 			t.Errorf("Create(%q) accepted a bad digest", bad)
+		}
+	}
+}
+
+// TestDiskVerifiesEveryAlgorithmItAccepts stores content under each
+// algorithm go-digest computes; Create refuses the rest (above).
+func TestDiskVerifiesEveryAlgorithmItAccepts(t *testing.T) {
+	d, err := OpenDisk(t.TempDir(), 1<<20, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, alg := range []digest.Algorithm{digest.SHA256, digest.SHA384, digest.SHA512} {
+		dg := alg.FromString("hello").String()
+		w, err := d.Create(t.Context(), dg, Meta{})
+		if err != nil {
+			t.Fatalf("Create(%s): %v", dg, err)
+		}
+		_, _ = w.Write([]byte("hello"))
+		if err := w.Commit(); err != nil {
+			t.Fatalf("Commit(%s): %v", alg, err)
+		}
+		if c, err := d.Open(t.Context(), dg); err != nil {
+			t.Errorf("Open(%s): %v", alg, err)
+		} else {
+			c.Close()
+		}
+		w, _ = d.Create(t.Context(), alg.FromString("other").String(), Meta{})
+		_, _ = w.Write([]byte("hello"))
+		if err := w.Commit(); !errors.Is(err, ErrDigestMismatch) {
+			t.Errorf("Commit of mismatching %s content: %v", alg, err)
 		}
 	}
 }

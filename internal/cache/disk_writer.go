@@ -2,23 +2,24 @@ package cache
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/sha512"
-	"encoding/hex"
+	// The hashes paths admits, linked in for go-digest.
+	_ "crypto/sha256"
+	_ "crypto/sha512"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"hash"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
+
+	"github.com/opencontainers/go-digest"
 )
 
 // Create starts a temporary file that Commit verifies and publishes. The
 // expected size is reserved against the bound before any byte is written.
-func (d *Disk) Create(_ context.Context, digest string, meta Meta) (Writer, error) {
-	cpath, mpath, err := d.paths(digest)
+func (d *Disk) Create(_ context.Context, dg string, meta Meta) (Writer, error) {
+	cpath, mpath, err := d.paths(dg)
 	if err != nil {
 		return nil, err
 	}
@@ -31,11 +32,8 @@ func (d *Disk) Create(_ context.Context, digest string, meta Meta) (Writer, erro
 		d.unreserve(reserved)
 		return nil, err
 	}
-	var h hash.Hash = sha256.New()
-	if strings.HasPrefix(digest, "sha512:") {
-		h = sha512.New()
-	}
-	return &diskWriter{d: d, f: f, h: h, digest: digest, cpath: cpath, mpath: mpath, meta: meta, reserved: reserved}, nil
+	h := digest.Digest(dg).Algorithm().Hash()
+	return &diskWriter{d: d, f: f, h: h, digest: dg, cpath: cpath, mpath: mpath, meta: meta, reserved: reserved}, nil
 }
 
 type diskWriter struct {
@@ -70,8 +68,8 @@ func (w *diskWriter) Commit() error {
 		return errors.New("cache writer already finished")
 	}
 	defer w.Abort()
-	_, enc, _ := strings.Cut(w.digest, ":")
-	if got := hex.EncodeToString(w.h.Sum(nil)); got != enc {
+	want := digest.Digest(w.digest)
+	if got := digest.NewDigest(want.Algorithm(), w.h); got != want {
 		return fmt.Errorf("%w: want %s, got %s", ErrDigestMismatch, w.digest, got)
 	}
 	if err := w.f.Close(); err != nil {

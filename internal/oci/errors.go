@@ -40,9 +40,44 @@ type Error struct {
 
 func (e *Error) Error() string { return string(e.Code) + ": " + e.Message }
 
-// NewError returns an error with the given status, code and message.
-func NewError(status int, code ErrorCode, message string) *Error {
+// statusOf ties each code to the HTTP status it answers with: the
+// distribution spec's "Error Codes" table, completed with the statuses
+// distribution's registry/api/errcode registers for the codes the spec
+// lists without one (TAG_INVALID, UNSUPPORTED, UNAVAILABLE, UNKNOWN).
+var statusOf = map[ErrorCode]int{
+	CodeBlobUnknown:     http.StatusNotFound,
+	CodeDigestInvalid:   http.StatusBadRequest,
+	CodeManifestUnknown: http.StatusNotFound,
+	CodeManifestInvalid: http.StatusBadRequest,
+	CodeNameInvalid:     http.StatusBadRequest,
+	CodeNameUnknown:     http.StatusNotFound,
+	CodeTagInvalid:      http.StatusBadRequest,
+	CodeUnauthorized:    http.StatusUnauthorized,
+	CodeDenied:          http.StatusForbidden,
+	CodeUnsupported:     http.StatusMethodNotAllowed,
+	CodeTooManyRequests: http.StatusTooManyRequests,
+	CodeUnavailable:     http.StatusServiceUnavailable,
+	CodeUnknown:         http.StatusInternalServerError,
+}
+
+// Err returns an error with code's own status. A code outside the table
+// answers 500, as UNKNOWN does.
+func Err(code ErrorCode, message string) *Error {
+	status, ok := statusOf[code]
+	if !ok {
+		status = http.StatusInternalServerError
+	}
 	return &Error{Status: status, Code: code, Message: message}
+}
+
+// WithStatus returns a copy of e that answers with status instead of its
+// code's. It is for the few answers a client needs with another status
+// (a fallback it only takes on 404, an upstream's status passed on); each
+// caller says which and why.
+func (e *Error) WithStatus(status int) *Error {
+	c := *e
+	c.Status = status
+	return &c
 }
 
 // Body renders the error envelope, newline-terminated.

@@ -21,10 +21,11 @@ func TestErrorServeHTTP(t *testing.T) {
 		method string
 		err    *oci.Error
 	}{
-		{http.MethodGet, oci.NewError(http.StatusNotFound, oci.CodeManifestUnknown, "manifest unknown")},
-		{http.MethodGet, oci.NewError(http.StatusBadRequest, oci.CodeNameInvalid, `name "A" <invalid>`)},
-		{http.MethodHead, oci.NewError(http.StatusUnauthorized, oci.CodeUnauthorized, "authentication required")},
-		{http.MethodPost, oci.NewError(http.StatusMethodNotAllowed, oci.CodeUnsupported, "read-only")},
+		{http.MethodGet, oci.Err(oci.CodeManifestUnknown, "manifest unknown")},
+		{http.MethodGet, oci.Err(oci.CodeNameInvalid, `name "A" <invalid>`)},
+		{http.MethodHead, oci.Err(oci.CodeUnauthorized, "authentication required")},
+		{http.MethodPost, oci.Err(oci.CodeUnsupported, "read-only")},
+		{http.MethodGet, oci.Err(oci.CodeUnsupported, "no token service").WithStatus(http.StatusNotFound)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.method+" "+string(tt.err.Code), func(t *testing.T) {
@@ -63,8 +64,49 @@ func TestErrorServeHTTP(t *testing.T) {
 	}
 }
 
+// TestErrStatus pins the code -> status table: the distribution spec's
+// error codes, with distribution's errcode statuses where the spec gives
+// none.
+func TestErrStatus(t *testing.T) {
+	tests := map[oci.ErrorCode]int{
+		oci.CodeBlobUnknown:     404,
+		oci.CodeDigestInvalid:   400,
+		oci.CodeManifestUnknown: 404,
+		oci.CodeManifestInvalid: 400,
+		oci.CodeNameInvalid:     400,
+		oci.CodeNameUnknown:     404,
+		oci.CodeTagInvalid:      400,
+		oci.CodeUnauthorized:    401,
+		oci.CodeDenied:          403,
+		oci.CodeUnsupported:     405,
+		oci.CodeTooManyRequests: 429,
+		oci.CodeUnavailable:     503,
+		oci.CodeUnknown:         500,
+		"NOT_A_CODE":            500,
+	}
+	for code, want := range tests {
+		if got := oci.Err(code, "m"); got.Status != want || got.Code != code || got.Message != "m" {
+			t.Errorf("Err(%s) = %d %s %q, want %d", code, got.Status, got.Code, got.Message, want)
+		}
+	}
+}
+
+func TestWithStatus(t *testing.T) {
+	e := oci.Err(oci.CodeUnavailable, "down")
+	o := e.WithStatus(http.StatusBadGateway)
+	if o.Status != http.StatusBadGateway || o.Code != oci.CodeUnavailable || o.Message != "down" {
+		t.Errorf("WithStatus = %d %s %q", o.Status, o.Code, o.Message)
+	}
+	if e.Status != http.StatusServiceUnavailable {
+		t.Errorf("WithStatus changed the original to %d", e.Status)
+	}
+	if b := oci.BadGateway(oci.CodeDenied, "realm"); b.Status != http.StatusBadGateway || b.Code != oci.CodeDenied {
+		t.Errorf("BadGateway = %d %s", b.Status, b.Code)
+	}
+}
+
 func TestErrorBodyDetail(t *testing.T) {
-	e := oci.NewError(http.StatusBadRequest, oci.CodeTagInvalid, "bad")
+	e := oci.Err(oci.CodeTagInvalid, "bad")
 	if got, want := string(e.Body()), `{"errors":[{"code":"TAG_INVALID","message":"bad"}]}`+"\n"; got != want {
 		t.Errorf("Body() = %q, want %q", got, want)
 	}

@@ -1,10 +1,16 @@
 package oci
 
 import (
+	// go-digest validates only the algorithms whose hash is linked in.
+	_ "crypto/sha256"
+	_ "crypto/sha512"
+	"errors"
 	"fmt"
-	"net/http"
 	"regexp"
 	"strings"
+
+	"github.com/distribution/reference"
+	"github.com/opencontainers/go-digest"
 )
 
 // Kind is the API endpoint family a request path belongs to. Its string form
@@ -59,19 +65,13 @@ func (p Path) String() string {
 	return "/v2/" + p.Name
 }
 
-// Grammar from the distribution spec ("Pulling manifests" and the
-// reference package). A path component can never start with a dot, so
-// "." and ".." are rejected by the name grammar itself.
-var (
-	nameComponent = `[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*`
-	nameRE        = regexp.MustCompile(`^` + nameComponent + `(?:/` + nameComponent + `)*$`)
-	tagRE         = regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$`)
-	digestRE      = regexp.MustCompile(`^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$`)
-	hexRE         = regexp.MustCompile(`^[a-f0-9]+$`)
-)
+// The tag grammar is distribution/reference's, anchored. Names and
+// digests are checked by reference.WithName and go-digest below.
+var tagRE = regexp.MustCompile(`^` + reference.TagRegexp.String() + `$`)
 
-// MaxNameLength is distribution's limit on a repository name.
-const MaxNameLength = 255
+// maxDigestLength bounds a digest of an algorithm go-digest does not know,
+// whose encoding it checks for syntax only.
+const maxDigestLength = 256
 
 // ParsePath parses the escaped path of a /v2/ request. It rejects anything
 // that a registry would not serve — percent-encoded bytes, dot segments,
@@ -83,10 +83,10 @@ func ParsePath(escaped string) (Path, *Error) {
 	}
 	rest, ok := strings.CutPrefix(escaped, "/v2/")
 	if !ok {
-		return Path{}, NewError(http.StatusNotFound, CodeNameUnknown, "not a registry API path")
+		return Path{}, Err(CodeNameUnknown, "not a registry API path")
 	}
 	if strings.ContainsAny(rest, "%\\") {
-		return Path{}, NewError(http.StatusBadRequest, CodeNameInvalid, "encoded characters are not allowed in registry paths")
+		return Path{}, Err(CodeNameInvalid, "encoded characters are not allowed in registry paths")
 	}
 	if rest == "_catalog" {
 		return Path{Kind: KindOther}, nil
@@ -94,7 +94,7 @@ func ParsePath(escaped string) (Path, *Error) {
 	segs := strings.Split(rest, "/")
 	p, n := classify(segs)
 	if n == 0 {
-		return Path{}, NewError(http.StatusNotFound, CodeNameUnknown, "unknown registry API endpoint")
+		return Path{}, Err(CodeNameUnknown, "unknown registry API endpoint")
 	}
 	p.Name = strings.Join(segs[:n], "/")
 	// On a bad name or reference the kind is still returned, for the
@@ -131,15 +131,32 @@ func classify(segs []string) (Path, int) {
 	return Path{}, 0
 }
 
-// ValidateName checks a repository name against the distribution grammar.
+// ValidateName checks a repository name against the distribution grammar
+// (distribution/reference). reference.WithName also admits a registry host
+// as the first component ("Registry:5000/x", "[::1]/x"); a /v2/ path names
+// a repository alone, so the characters only a host may hold are refused
+// first. A name can never start with a dot, so "." and ".." are refused by
+// the grammar itself.
 func ValidateName(name string) *Error {
-	if len(name) > MaxNameLength {
-		return NewError(http.StatusBadRequest, CodeNameInvalid, fmt.Sprintf("repository name longer than %d characters", MaxNameLength))
+	if len(name) > reference.RepositoryNameTotalLengthMax {
+		return Err(CodeNameInvalid, fmt.Sprintf("repository name longer than %d characters", reference.RepositoryNameTotalLengthMax))
 	}
-	if !nameRE.MatchString(name) {
-		return NewError(http.StatusBadRequest, CodeNameInvalid, "invalid repository name")
+	if strings.ContainsFunc(name, hostOnly) {
+		return Err(CodeNameInvalid, "invalid repository name")
+	}
+	// WithName bounds only the part after a host; the whole name was
+	// bounded above.
+	if _, err := reference.WithName(name); err != nil {
+		return Err(CodeNameInvalid, "invalid repository name")
 	}
 	return nil
+}
+
+// hostOnly reports the characters reference's grammar allows in a registry
+// host but not in a repository path: upper case, a port's colon, an IPv6
+// literal's brackets.
+func hostOnly(r rune) bool {
+	return 'A' <= r && r <= 'Z' || r == ':' || r == '[' || r == ']'
 }
 
 func validateReference(p Path) *Error {
@@ -147,7 +164,7 @@ func validateReference(p Path) *Error {
 		// Refused later by method; the reference is an opaque upload id,
 		// but still never a dot segment.
 		if p.Reference == "." || p.Reference == ".." {
-			return NewError(http.StatusBadRequest, CodeNameInvalid, "dot segments are not allowed in registry paths")
+			return Err(CodeNameInvalid, "dot segments are not allowed in registry paths")
 		}
 		return nil
 	}
@@ -156,24 +173,23 @@ func validateReference(p Path) *Error {
 		return nil
 	case p.Kind == KindManifest && !strings.Contains(p.Reference, ":"):
 		if !tagRE.MatchString(p.Reference) {
-			return NewError(http.StatusBadRequest, CodeTagInvalid, "invalid tag")
+			return Err(CodeTagInvalid, "invalid tag")
 		}
 		return nil
 	}
 	return ValidateDigest(p.Reference)
 }
 
-// ValidateDigest checks a digest's syntax, and for the registered
-// algorithms its length and hex encoding (OCI image-spec, "Digests").
+// ValidateDigest checks a digest's syntax, and for the algorithms go-digest
+// can compute (sha256, sha384, sha512) its length and lower-case hex
+// encoding (OCI image-spec, "Digests"). Other algorithms pass on syntax
+// alone: the upstream is the judge of what it stores.
 func ValidateDigest(d string) *Error {
-	bad := NewError(http.StatusBadRequest, CodeDigestInvalid, "invalid digest")
-	if len(d) > 256 || !digestRE.MatchString(d) {
-		return bad
+	if len(d) <= maxDigestLength {
+		err := digest.Digest(d).Validate()
+		if err == nil || errors.Is(err, digest.ErrDigestUnsupported) {
+			return nil
+		}
 	}
-	alg, enc, _ := strings.Cut(d, ":")
-	want := map[string]int{"sha256": 64, "sha512": 128}[alg]
-	if want != 0 && (len(enc) != want || !hexRE.MatchString(enc)) {
-		return bad
-	}
-	return nil
+	return Err(CodeDigestInvalid, "invalid digest")
 }

@@ -44,6 +44,8 @@ func TestParsePathAccepts(t *testing.T) {
 		{"upload start", "/v2/x/blobs/uploads/", oci.Path{Kind: oci.KindBlob, Name: "x", Upload: true}},
 		{"upload start without slash", "/v2/x/blobs/uploads", oci.Path{Kind: oci.KindBlob, Name: "x", Upload: true}},
 		{"upload session", "/v2/x/blobs/uploads/3f1c-AB_9", oci.Path{Kind: oci.KindBlob, Name: "x", Upload: true, Reference: "3f1c-AB_9"}},
+		{"blob sha384", "/v2/nginx/blobs/sha384:" + strings.Repeat("0", 96), oci.Path{Kind: oci.KindBlob, Name: "nginx", Reference: "sha384:" + strings.Repeat("0", 96)}},
+		{"host-like first component", "/v2/a.b-c/x/manifests/t", oci.Path{Kind: oci.KindManifest, Name: "a.b-c/x", Reference: "t"}},
 		{"unregistered digest algorithm", "/v2/x/blobs/blake3:abcDEF012", oci.Path{Kind: oci.KindBlob, Name: "x", Reference: "blake3:abcDEF012"}},
 	}
 	for _, tt := range tests {
@@ -96,6 +98,11 @@ func TestParsePathRejects(t *testing.T) {
 		{"encoded tag", "/v2/a/manifests/l%61test", 400, nameInvalid},
 		{"backslash", `/v2/a\b/manifests/a`, 400, nameInvalid},
 		{"name over 255", "/v2/" + strings.Repeat("a", 256) + "/tags/list", 400, nameInvalid},
+		{"name over 255 with a host-like part", "/v2/" + strings.Repeat("a", 100) + "/" + strings.Repeat("b", 200) + "/tags/list", 400, nameInvalid},
+		{"upper-case host first", "/v2/Registry.io/x/manifests/t", 400, nameInvalid},
+		{"host with port first", "/v2/localhost:5000/x/manifests/t", 400, nameInvalid},
+		{"IPv6 host first", "/v2/[abc]/x/manifests/t", 400, nameInvalid},
+		{"sha384 short", "/v2/x/blobs/sha384:" + strings.Repeat("0", 95), 400, digestInvalid},
 		{"empty tag", "/v2/x/manifests/", 400, tagInvalid},
 		{"tag leading dot", "/v2/x/manifests/.v1", 400, tagInvalid},
 		{"tag leading dash", "/v2/x/manifests/-v1", 400, tagInvalid},
@@ -153,6 +160,9 @@ func TestValidateDigest(t *testing.T) {
 		{"sha512:" + sha256Hex, false},
 		{"sha512:" + sha512Hex[:127], false},
 		{"sha256:" + sha256Hex + "/x", false},
+		{"sha384:" + strings.Repeat("a", 96), true},
+		{"sha384:" + strings.Repeat("a", 64), false},
+		{"blake3:" + strings.Repeat("a", 64), true},
 		{"foo:" + strings.Repeat("a", 300), false},
 	}
 	for _, tt := range tests {
@@ -182,6 +192,28 @@ func TestValidateName(t *testing.T) {
 // specName is the repository name grammar of the distribution spec, written
 // out independently of the parser.
 var specName = regexp.MustCompile(`^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$`)
+
+// TestValidateNameMatchesSpec compares ValidateName with the spec's name
+// grammar on every string of up to five characters over an alphabet that
+// reaches each of its edges (separators, slashes, upper case, a host's
+// port and brackets).
+func TestValidateNameMatchesSpec(t *testing.T) {
+	const alphabet = "a0A._-/:["
+	var walk func(prefix string, n int)
+	walk = func(prefix string, n int) {
+		want := specName.MatchString(prefix)
+		if got := oci.ValidateName(prefix) == nil; got != want {
+			t.Errorf("ValidateName(%q) ok = %v, spec grammar says %v", prefix, got, want)
+		}
+		if n == 0 {
+			return
+		}
+		for _, c := range alphabet {
+			walk(prefix+string(c), n-1)
+		}
+	}
+	walk("", 5)
+}
 
 func FuzzParsePath(f *testing.F) {
 	for _, s := range []string{

@@ -61,7 +61,7 @@ func (rl *Relay) refuse(w http.ResponseWriter, r *http.Request, x *exchange, f *
 
 func tooMany(reason string, retry time.Duration) *refusal {
 	return &refusal{reason: reason, header: "Retry-After", value: strconv.Itoa(max(1, int(retry.Seconds()))),
-		err: oci.NewError(http.StatusTooManyRequests, oci.CodeTooManyRequests, "too many requests from your address; retry later")}
+		err: oci.Err(oci.CodeTooManyRequests, "too many requests from your address; retry later")}
 }
 
 // guard applies the per-client request rate to every request, and the
@@ -97,7 +97,7 @@ func (rl *Relay) clientVerdict(x *exchange) *refusal {
 	if x.route.Clients.Permits(x.clientIP) {
 		return nil
 	}
-	return &refusal{reason: deniedClientIP, err: oci.NewError(http.StatusForbidden, oci.CodeDenied, "your address may not use this registry")}
+	return &refusal{reason: deniedClientIP, err: oci.Err(oci.CodeDenied, "your address may not use this registry")}
 }
 
 // repoVerdict applies the route's ALLOW_REPOS and DENY_REPOS to the
@@ -107,7 +107,7 @@ func (rl *Relay) repoVerdict(x *exchange) *refusal {
 		return nil
 	}
 	return &refusal{reason: deniedRepository,
-		err: oci.NewError(http.StatusForbidden, oci.CodeDenied, "repository "+strconv.Quote(x.path.Name)+" is not served by this relay")}
+		err: oci.Err(oci.CodeDenied, "repository "+strconv.Quote(x.path.Name)+" is not served by this relay")}
 }
 
 // admit decides whether a resolved registry request may go ahead: the
@@ -167,7 +167,7 @@ func (rl *Relay) authenticateClient(r *http.Request, x *exchange) *refusal {
 		challenge += `,scope="repository:` + x.prefix + x.path.Name + `:pull"`
 	}
 	return &refusal{reason: deniedAuthenticated, header: "WWW-Authenticate", value: challenge,
-		err: oci.NewError(http.StatusUnauthorized, oci.CodeUnauthorized, "authentication required")}
+		err: oci.Err(oci.CodeUnauthorized, "authentication required")}
 }
 
 // tokenIssuer checks a token request's relay credentials and returns what
@@ -177,7 +177,7 @@ func (rl *Relay) tokenIssuer(r *http.Request, tr *auth.TokenRequest, route strin
 	user, password, ok := tr.Credentials(r)
 	if !ok || !a.Users.Users().Verify(user, password) {
 		return nil, &refusal{header: "WWW-Authenticate", value: `Basic realm="registry-relay"`,
-			err: oci.NewError(http.StatusUnauthorized, oci.CodeUnauthorized, "log in to the relay (docker login) with a relay account")}
+			err: oci.Err(oci.CodeUnauthorized, "log in to the relay (docker login) with a relay account")}
 	}
 	return func(upstream string, ttl time.Duration) (string, time.Duration) {
 		ttl = min(ttl, a.TokenTTL)

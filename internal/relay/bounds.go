@@ -65,7 +65,7 @@ func boundError(resp *http.Response, kind oci.Kind) {
 // a truncated list presented as whole).
 func boundList(resp *http.Response) {
 	if resp.ContentLength > maxListBytes {
-		replaceAnswer(resp, oci.NewError(http.StatusBadGateway, oci.CodeUnavailable,
+		replaceAnswer(resp, oci.BadGateway(oci.CodeUnavailable,
 			fmt.Sprintf("upstream answer is over the %d MiB limit (%d bytes)", maxListBytes>>20, resp.ContentLength)))
 		return
 	}
@@ -112,7 +112,7 @@ func boundManifest(resp *http.Response) {
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxManifestBytes+1))
 	switch {
 	case err != nil:
-		replaceAnswer(resp, oci.NewError(http.StatusBadGateway, oci.CodeUnavailable, "upstream manifest transfer failed: "+err.Error()))
+		replaceAnswer(resp, oci.BadGateway(oci.CodeUnavailable, "upstream manifest transfer failed: "+err.Error()))
 	case len(body) > maxManifestBytes:
 		refuseManifest(resp, "more than that")
 	default:
@@ -124,7 +124,7 @@ func boundManifest(resp *http.Response) {
 }
 
 func refuseManifest(resp *http.Response, size string) {
-	replaceAnswer(resp, oci.NewError(http.StatusBadGateway, oci.CodeManifestInvalid,
+	replaceAnswer(resp, oci.BadGateway(oci.CodeManifestInvalid,
 		fmt.Sprintf("upstream manifest is over the %d MiB limit (%s)", maxManifestBytes>>20, size)))
 }
 

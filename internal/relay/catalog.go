@@ -48,7 +48,7 @@ func filterCatalog(resp *http.Response, policy access.RepoPolicy) {
 		filterCatalogLinks(resp.Header, policy, kept)
 		return
 	}
-	replaceAnswer(resp, oci.NewError(http.StatusBadGateway, oci.CodeUnavailable, "upstream catalog page unreadable, oversized or not JSON"))
+	replaceAnswer(resp, oci.BadGateway(oci.CodeUnavailable, "upstream catalog page unreadable, oversized or not JSON"))
 }
 
 // filterCatalogLinks keeps a page's "next" link from naming a refused

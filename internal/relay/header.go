@@ -36,8 +36,10 @@ func upstreamHeader(h http.Header) *oci.Error {
 				continue
 			}
 			if _, present := h[name]; present {
-				return oci.NewError(http.StatusBadRequest, oci.CodeUnsupported,
-					"Connection must not name the end-to-end header "+name)
+				// 400, not UNSUPPORTED's 405: the method is fine, the
+				// request's header is what the relay refuses.
+				return oci.Err(oci.CodeUnsupported, "Connection must not name the end-to-end header "+name).
+					WithStatus(http.StatusBadRequest)
 			}
 		}
 	}

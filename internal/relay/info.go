@@ -14,7 +14,7 @@ import (
 // through it: with a look-alike subdomain per registry, users ask.
 func (rl *Relay) serveInfo(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		oci.NewError(http.StatusMethodNotAllowed, oci.CodeUnsupported, "only GET and HEAD are supported").ServeHTTP(w, r)
+		oci.Err(oci.CodeUnsupported, "only GET and HEAD are supported").ServeHTTP(w, r)
 		return
 	}
 	x := exchangeFrom(r.Context())

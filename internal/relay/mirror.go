@@ -1,7 +1,6 @@
 package relay
 
 import (
-	"net/http"
 	"strconv"
 
 	"github.com/registry-relay/registry-relay/internal/oci"
@@ -33,7 +32,7 @@ func (rl *Relay) resolveMirror(x *exchange, p *oci.Path, ns string) *oci.Error {
 }
 
 func unservedRegistry(name string) *oci.Error {
-	return oci.NewError(http.StatusNotFound, oci.CodeNameUnknown,
+	return oci.Err(oci.CodeNameUnknown,
 		"registry "+strconv.Quote(name)+" is not served by this relay")
 }
 

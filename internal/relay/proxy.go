@@ -19,7 +19,7 @@ import (
 
 // readOnly is the answer to any write: the relay only pulls.
 func readOnly(method string) *oci.Error {
-	return oci.NewError(http.StatusMethodNotAllowed, oci.CodeUnsupported, "registry-relay is read-only: "+method+" is not supported")
+	return oci.Err(oci.CodeUnsupported, "registry-relay is read-only: "+method+" is not supported")
 }
 
 // serveRegistry handles /v2/…: resolve the request once, decide whether
@@ -70,7 +70,7 @@ func (rl *Relay) resolveRegistry(w http.ResponseWriter, r *http.Request, x *exch
 		return err
 	}
 	if p.Upload {
-		return oci.NewError(http.StatusMethodNotAllowed, oci.CodeUnsupported, "registry-relay is read-only: uploads are not supported")
+		return oci.Err(oci.CodeUnsupported, "registry-relay is read-only: uploads are not supported")
 	}
 	x.path = p
 	if x.mirror != nil {
@@ -269,7 +269,7 @@ func replaceError(resp *http.Response, kind oci.Kind, message string) {
 			code = oci.CodeNameUnknown
 		}
 	}
-	setBody(resp, oci.NewError(resp.StatusCode, code, message).Body(), "application/json; charset=utf-8")
+	setBody(resp, oci.Err(code, message).Body(), "application/json; charset=utf-8")
 }
 
 // setBody replaces resp's body with b.
@@ -292,7 +292,7 @@ func (rl *Relay) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	var re *redirectError
 	if errors.As(err, &re) {
 		rl.log.WarnContext(r.Context(), "upstream redirect refused", "route", x.route.Name, "err", err)
-		oci.NewError(http.StatusBadGateway, oci.CodeUnavailable, re.Error()).ServeHTTP(w, r)
+		oci.BadGateway(oci.CodeUnavailable, re.Error()).ServeHTTP(w, r)
 		return
 	}
 	var failed *upstreamFailure
@@ -306,7 +306,7 @@ func (rl *Relay) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	if failed != nil {
 		// The stale entry went between the two looks (evicted): the
 		// upstream's own answer is gone, so say what it was.
-		oci.NewError(http.StatusBadGateway, oci.CodeUnavailable, err.Error()).ServeHTTP(w, r)
+		oci.BadGateway(oci.CodeUnavailable, err.Error()).ServeHTTP(w, r)
 		return
 	}
 	rl.log.WarnContext(r.Context(), "upstream request failed", "route", x.route.Name, "upstream", x.target.Host, "err", err)

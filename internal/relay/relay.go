@@ -102,7 +102,7 @@ func New(opts Options) *Relay {
 		readOnly(r.Method).ServeHTTP(w, r)
 	})
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
-		oci.NewError(http.StatusNotFound, oci.CodeNameUnknown, "not a registry API path").ServeHTTP(w, r)
+		oci.Err(oci.CodeNameUnknown, "not a registry API path").ServeHTTP(w, r)
 	})
 	rl.handler = r
 	return rl
@@ -158,7 +158,7 @@ func (rl *Relay) observe(next http.Handler) http.Handler {
 func (rl *Relay) resolveRoute(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if x := exchangeFrom(r.Context()); x.route == nil && x.mirror == nil {
-			oci.NewError(http.StatusNotFound, oci.CodeNameUnknown,
+			oci.Err(oci.CodeNameUnknown,
 				"no registry is served at host "+quoteHost(r.Host)).ServeHTTP(w, r)
 			return
 		}
@@ -201,7 +201,7 @@ func (rl *Relay) serveToken(w http.ResponseWriter, r *http.Request) {
 func (rl *Relay) resolveToken(w http.ResponseWriter, r *http.Request, x *exchange) (*auth.TokenRequest, auth.Target, *oci.Error) {
 	x.kind = oci.KindToken
 	if r.Method != http.MethodGet && r.Method != http.MethodPost {
-		return nil, auth.Target{}, oci.NewError(http.StatusMethodNotAllowed, oci.CodeUnsupported, "the token endpoint accepts GET and POST")
+		return nil, auth.Target{}, oci.Err(oci.CodeUnsupported, "the token endpoint accepts GET and POST")
 	}
 	tr, err := auth.ReadTokenRequest(w, r)
 	if err != nil {
