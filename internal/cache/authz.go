@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"golang.org/x/sync/singleflight"
+
+	"github.com/registry-relay/registry-relay/internal/lru"
 )
 
 // Authz remembers whether the upstream lets a client identity read a
@@ -17,7 +19,7 @@ type Authz struct {
 	// Now is the clock decisions age by; nil means time.Now.
 	Now   func() time.Time
 	ttl   time.Duration
-	known recent[bool]
+	known *lru.Cache[bool]
 	group singleflight.Group
 }
 
@@ -26,7 +28,7 @@ const maxDecisions = 16384
 
 // NewAuthz returns an empty decision table.
 func NewAuthz(ttl time.Duration) *Authz {
-	return &Authz{ttl: ttl, known: newRecent[bool](maxDecisions)}
+	return &Authz{ttl: ttl, known: lru.New[bool](maxDecisions)}
 }
 
 // Key identifies a client identity for a repository of a route. The
@@ -42,12 +44,12 @@ func Key(route, repo, authorization string) string {
 
 // Record stores what an upstream answer showed about key.
 func (a *Authz) Record(key string, allowed bool) {
-	a.known.put(key, allowed, clock(a.Now))
+	a.known.Put(key, allowed, lru.Now(a.Now))
 }
 
 // Known returns a decision younger than maxAge.
 func (a *Authz) Known(key string, maxAge time.Duration) (allowed, ok bool) {
-	allowed, _, ok = a.known.get(key, maxAge, clock(a.Now))
+	allowed, _, ok = a.known.Get(key, maxAge, lru.Now(a.Now))
 	return allowed, ok
 }
 

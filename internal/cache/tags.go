@@ -1,6 +1,10 @@
 package cache
 
-import "time"
+import (
+	"time"
+
+	"github.com/registry-relay/registry-relay/internal/lru"
+)
 
 // Tags maps a tag, as one client asked for it (the Accept header decides
 // between a manifest list and a single manifest), to the digest the
@@ -8,7 +12,7 @@ import "time"
 type Tags struct {
 	// Now is the clock resolutions age by; nil means time.Now.
 	Now   func() time.Time
-	known recent[string]
+	known *lru.Cache[string]
 }
 
 // TagEntry is one remembered tag resolution.
@@ -21,7 +25,7 @@ type TagEntry struct {
 const maxTags = 65536
 
 // NewTags returns an empty tag table.
-func NewTags() *Tags { return &Tags{known: newRecent[string](maxTags)} }
+func NewTags() *Tags { return &Tags{known: lru.New[string](maxTags)} }
 
 // TagKey identifies a tag request.
 func TagKey(route, repo, tag, accept string) string {
@@ -29,10 +33,10 @@ func TagKey(route, repo, tag, accept string) string {
 }
 
 // Put remembers that key resolved to digest now.
-func (t *Tags) Put(key, digest string) { t.known.put(key, digest, clock(t.Now)) }
+func (t *Tags) Put(key, digest string) { t.known.Put(key, digest, lru.Now(t.Now)) }
 
 // Get returns the entry for key if it is younger than maxAge.
 func (t *Tags) Get(key string, maxAge time.Duration) (TagEntry, bool) {
-	d, at, ok := t.known.get(key, maxAge, clock(t.Now))
+	d, at, ok := t.known.Get(key, maxAge, lru.Now(t.Now))
 	return TagEntry{d, at}, ok
 }
