@@ -1,15 +1,14 @@
 package auth
 
 import (
-	"cmp"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/registry-relay/registry-relay/internal/httpbody"
 )
 
 // Bearer is an http.RoundTripper that performs the registry token flow
@@ -50,7 +49,7 @@ func (b *Bearer) RoundTrip(req *http.Request) (*http.Response, error) {
 	if !ok {
 		return resp, nil
 	}
-	discardBody(resp)
+	httpbody.Drain(resp.Body)
 	tok, ttl, err := b.fetch(req, challenge)
 	if err != nil {
 		return nil, fmt.Errorf("token for %s: %w", req.URL.Host, err)
@@ -117,35 +116,16 @@ func (b *Bearer) fetch(req *http.Request, c Challenge) (string, time.Duration, e
 	if resp.StatusCode != http.StatusOK {
 		return "", 0, fmt.Errorf("token service answered %d", resp.StatusCode)
 	}
-	tok, ttl, err := readToken(resp.Body)
+	body, err := httpbody.Read(resp.Body, MaxTokenBody)
+	if err != nil {
+		return "", 0, fmt.Errorf("token response: %w", err)
+	}
+	tok, ttl, err := ParseToken(body)
 	if err != nil {
 		return "", 0, err
 	}
 	// Cached at least a minute, however short a lifetime the realm names.
 	return tok, max(ttl, defaultTokenTTL), nil
-}
-
-// readToken reads a token response: "token" or, failing that,
-// "access_token" (OAuth2), and its lifetime, the distribution spec's
-// default of 60 s when "expires_in" names none.
-func readToken(r io.Reader) (string, time.Duration, error) {
-	var body struct {
-		Token       string `json:"token"`
-		AccessToken string `json:"access_token"`
-		ExpiresIn   int    `json:"expires_in"`
-	}
-	if err := json.NewDecoder(io.LimitReader(r, maxTokenBody)).Decode(&body); err != nil {
-		return "", 0, fmt.Errorf("token response: %w", err)
-	}
-	tok := cmp.Or(body.Token, body.AccessToken)
-	if tok == "" {
-		return "", 0, fmt.Errorf("token response has no token")
-	}
-	ttl := defaultTokenTTL
-	if body.ExpiresIn > 0 {
-		ttl = time.Duration(body.ExpiresIn) * time.Second
-	}
-	return tok, ttl, nil
 }
 
 func (b *Bearer) cached(key string) (string, bool) {
@@ -166,9 +146,4 @@ func (b *Bearer) store(key, tok string, ttl time.Duration) {
 	}
 	// Renew a little early so a token does not expire in flight.
 	b.cache[key] = cachedToken{token: tok, expires: time.Now().Add(ttl - ttl/10)}
-}
-
-func discardBody(resp *http.Response) {
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxErrorBody))
-	resp.Body.Close()
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -15,6 +14,7 @@ import (
 
 	"golang.org/x/sync/singleflight"
 
+	"github.com/registry-relay/registry-relay/internal/httpbody"
 	"github.com/registry-relay/registry-relay/internal/registry"
 )
 
@@ -199,8 +199,7 @@ func (rs *Realms) discover(ctx context.Context, route *registry.Route) (*url.URL
 	if err != nil {
 		return nil, fmt.Errorf("pinging %s: %w", route.Upstream.Host, err)
 	}
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxErrorBody))
-	resp.Body.Close()
+	httpbody.Drain(resp.Body)
 	for _, h := range resp.Header.Values("WWW-Authenticate") {
 		cs, err := ParseChallenges(h)
 		if err != nil {

@@ -13,17 +13,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/registry-relay/registry-relay/internal/httpbody"
 	"github.com/registry-relay/registry-relay/internal/oci"
 	"github.com/registry-relay/registry-relay/internal/registry"
 )
 
-// Bounds on what the token proxy reads: token responses are a few KiB of
-// JSON, OAuth2 form bodies far less.
-const (
-	maxFormBody  = 64 << 10
-	maxTokenBody = 1 << 20
-	maxErrorBody = 64 << 10
-)
+// maxFormBody bounds an OAuth2 token POST's form: a few hundred bytes.
+const maxFormBody = 64 << 10
 
 // formReadTimeout bounds the wait for a token POST body.
 const formReadTimeout = 30 * time.Second
@@ -130,8 +126,7 @@ func (p *TokenProxy) Serve(w http.ResponseWriter, r *http.Request, tr *TokenRequ
 		return p.serveWrapped(w, r, tr, tg, realm, err)
 	}
 	if errors.Is(err, ErrNoTokenAuth) && tg.NoAuthToken {
-		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprintf(w, `{"token":%q,"access_token":%[1]q,"expires_in":3600}`+"\n", AnonymousToken)
+		writeToken(w, AnonymousToken, time.Hour)
 		return 0, false
 	}
 	if err != nil {
@@ -149,15 +144,24 @@ func (p *TokenProxy) Serve(w http.ResponseWriter, r *http.Request, tr *TokenRequ
 		oci.UpstreamError(err).ServeHTTP(w, r)
 		return 0, true
 	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxTokenBody+1))
-	if err != nil || len(body) > maxTokenBody {
-		p.Log.Warn("token response unreadable", "route", route.Name, "err", err, "bytes", len(body))
-		oci.BadGateway(oci.CodeUnavailable, "token service answered with an unreadable or oversized body").ServeHTTP(w, r)
-		return resp.StatusCode, true
+	body, ok := p.readTokenBody(w, r, route, resp)
+	if ok {
+		writeTokenResponse(w, r, resp, body)
 	}
-	writeTokenResponse(w, r, resp, body)
 	return resp.StatusCode, true
+}
+
+// readTokenBody reads and closes a realm's answer, up to MaxTokenBody; an
+// unreadable or longer one is answered with a 502 here.
+func (p *TokenProxy) readTokenBody(w http.ResponseWriter, r *http.Request, route *registry.Route, resp *http.Response) ([]byte, bool) {
+	defer resp.Body.Close()
+	body, err := httpbody.Read(resp.Body, MaxTokenBody)
+	if err != nil {
+		p.Log.Warn("token response unreadable", "route", route.Name, "err", err)
+		oci.BadGateway(oci.CodeUnavailable, "token service answered with an unreadable or oversized body").ServeHTTP(w, r)
+		return nil, false
+	}
+	return body, true
 }
 
 // upstreamRequest builds the request to the realm. Like Docker's and
@@ -274,8 +278,8 @@ func readForm(r *http.Request) (url.Values, *oci.Error) {
 		return nil, oci.Err(oci.CodeUnsupported, "token POST must be application/x-www-form-urlencoded").
 			WithStatus(http.StatusUnsupportedMediaType)
 	}
-	raw, err := io.ReadAll(io.LimitReader(r.Body, maxFormBody+1))
-	if err != nil || len(raw) > maxFormBody {
+	raw, err := httpbody.Read(r.Body, maxFormBody)
+	if err != nil {
 		return nil, oci.Err(oci.CodeUnsupported, "token form body unreadable or too large").
 			WithStatus(http.StatusRequestEntityTooLarge)
 	}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/registry-relay/registry-relay/internal/httpbody"
 	"github.com/registry-relay/registry-relay/internal/oci"
 )
 
@@ -23,9 +24,6 @@ const (
 	// referrers, catalog pages, the ping (a tag list of thousands of tags
 	// is a few hundred KiB).
 	maxListBytes = 16 << 20
-	// maxErrorBody bounds an error answer's body: errors are a few
-	// hundred bytes of JSON, or an HTML page the relay replaces.
-	maxErrorBody = 64 << 10
 )
 
 // boundBody applies the bound of the answer's kind before its headers
@@ -45,11 +43,11 @@ func boundBody(resp *http.Response, kind oci.Kind) {
 	}
 }
 
-// boundError reads an error body whole, up to maxErrorBody; a longer one
-// is replaced by the relay's own error with the same status.
+// boundError reads an error body whole, up to httpbody.MaxError; a longer
+// one is replaced by the relay's own error with the same status.
 func boundError(resp *http.Response, kind oci.Kind) {
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody+1))
-	if err != nil || len(body) > maxErrorBody {
+	body, err := httpbody.Read(resp.Body, httpbody.MaxError)
+	if err != nil {
 		replaceError(resp, kind, "upstream answered "+strconv.Itoa(resp.StatusCode)+" "+http.StatusText(resp.StatusCode)+
 			" with an unreadable or oversized body")
 		return

@@ -2,11 +2,11 @@ package relay
 
 import (
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strconv"
 
+	"github.com/registry-relay/registry-relay/internal/httpbody"
 	"github.com/registry-relay/registry-relay/internal/oci"
 	"github.com/registry-relay/registry-relay/internal/registry"
 )
@@ -154,9 +154,5 @@ func isRedirect(code int) bool {
 	return false
 }
 
-// discard drains a little of an unwanted body so the connection can be
-// reused, then closes it.
-func discard(resp *http.Response) {
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
-	resp.Body.Close()
-}
+// discard drains and closes an unwanted body (httpbody.Drain).
+func discard(resp *http.Response) { httpbody.Drain(resp.Body) }
