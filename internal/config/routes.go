@@ -99,8 +99,7 @@ func buildRoute(b registry.Builtin, re routeEnv, base string) (*registry.Route, 
 		// The built-in table's auth and credential hosts belong to the
 		// built-in upstream: a route pointed elsewhere trusts only the
 		// hosts its operator lists.
-		r.UpstreamOverridden = !(r.Upstream.Scheme == builtin.Scheme && registry.SameHost(r.Upstream.Host, builtin.Host) &&
-			registry.EffectivePort(r.Upstream) == registry.EffectivePort(builtin))
+		r.UpstreamOverridden = !registry.SameOrigin(r.Upstream, builtin)
 		if !r.UpstreamOverridden {
 			r.AuthHosts, r.CredentialHosts = normalizeHosts(b.AuthHosts), normalizeHosts(b.CredentialHosts)
 		}

@@ -104,9 +104,7 @@ func (r *Route) KeepsCredentials(u *url.URL) bool {
 // host that a redirect led to is not.
 func (r *Route) SpeaksFor(u *url.URL) bool { return r.KeepsCredentials(u) }
 
-func (r *Route) sameOrigin(u *url.URL) bool {
-	return u.Scheme == r.Upstream.Scheme && SameHost(u.Host, r.Upstream.Host) && EffectivePort(u) == EffectivePort(r.Upstream)
-}
+func (r *Route) sameOrigin(u *url.URL) bool { return SameOrigin(u, r.Upstream) }
 
 // downgrades reports whether u is plain http although the upstream is https.
 func (r *Route) downgrades(u *url.URL) bool {
@@ -132,6 +130,19 @@ func EffectivePort(u *url.URL) string {
 		return p
 	}
 	return defaultPorts[u.Scheme]
+}
+
+// SameOrigin reports whether a and b have the same scheme, host and
+// effective port: where a token may go, or a credential may follow.
+func SameOrigin(a, b *url.URL) bool { return a.Scheme == b.Scheme && SameAddress(a, b) }
+
+// SameAddress reports whether a and b name the same host (as
+// NormalizeHost sees it) on the same effective port, whatever their
+// schemes: "https://Gcr.io" and "https://gcr.io:443" are one address. It
+// is the relay's one host comparison; the scheme only supplies the
+// default port.
+func SameAddress(a, b *url.URL) bool {
+	return SameHost(a.Host, b.Host) && EffectivePort(a) == EffectivePort(b)
 }
 
 // SameHost compares two hosts (ports ignored) as NormalizeHost sees them.

@@ -40,6 +40,37 @@ func TestNormalizeHost(t *testing.T) {
 	}
 }
 
+// TestSameAddress: one host comparison for the whole relay: host as
+// NormalizeHost sees it and the effective port; SameOrigin adds the
+// scheme.
+func TestSameAddress(t *testing.T) {
+	tests := []struct {
+		a, b                string
+		address, sameOrigin bool
+	}{
+		{"https://gcr.io", "https://gcr.io", true, true},
+		{"https://GCR.io.", "https://gcr.io:443", true, true},
+		{"https://gcr.io", "https://gcr.io:5000", false, false},
+		{"http://gcr.io:443", "https://gcr.io", true, false},
+		{"http://gcr.io", "https://gcr.io", false, false}, // ports 80 and 443
+		{"https://mirror.gcr.io", "https://gcr.io", false, false},
+		{"http://[::1]:5000", "http://[::1]:5000", true, true},
+		{"http://127.0.0.1:5000", "http://127.0.0.1:5001", false, false},
+	}
+	for _, tt := range tests {
+		a, b := mustURL(t, tt.a), mustURL(t, tt.b)
+		if got := registry.SameAddress(a, b); got != tt.address {
+			t.Errorf("SameAddress(%s, %s) = %v, want %v", tt.a, tt.b, got, tt.address)
+		}
+		if got := registry.SameAddress(b, a); got != tt.address {
+			t.Errorf("SameAddress(%s, %s) = %v, want %v", tt.b, tt.a, got, tt.address)
+		}
+		if got := registry.SameOrigin(a, b); got != tt.sameOrigin {
+			t.Errorf("SameOrigin(%s, %s) = %v, want %v", tt.a, tt.b, got, tt.sameOrigin)
+		}
+	}
+}
+
 func TestTableLookup(t *testing.T) {
 	hub := &registry.Route{Name: "dockerhub", AccessDomain: "dhcr.example.com"}
 	quay := &registry.Route{Name: "quay", AccessDomain: "Quay.Example.com"}

@@ -100,7 +100,7 @@ func (p *hopPolicy) publicOnly() bool {
 
 func (t *redirectFollower) policy(req *http.Request) *hopPolicy {
 	ctx, r, origin := req.Context(), t.route, req.URL
-	steered := !sameHost(origin, r.Upstream) && (r.Fallback == nil || !sameHost(origin, r.Fallback))
+	steered := !registry.SameAddress(origin, r.Upstream) && (r.Fallback == nil || !registry.SameAddress(origin, r.Fallback))
 	p := &hopPolicy{steered: steered}
 	p.decide = func() bool {
 		if !steered {
@@ -110,8 +110,6 @@ func (t *redirectFollower) policy(req *http.Request) *hopPolicy {
 	}
 	return p
 }
-
-func sameHost(a, b *url.URL) bool { return strings.EqualFold(a.Host, b.Host) }
 
 // hopGuard sends requests to hosts an upstream chose (redirect hops, token
 // realms): through public, the public-only pool, with netguard's check,
