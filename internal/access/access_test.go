@@ -46,3 +46,45 @@ func TestClientIP(t *testing.T) {
 		}
 	}
 }
+
+func TestParsePrefix(t *testing.T) {
+	for in, want := range map[string]string{
+		"10.0.0.0/8":     "10.0.0.0/8",
+		"10.1.2.3/8":     "10.0.0.0/8", // masked
+		"192.0.2.7":      "192.0.2.7/32",
+		"2001:db8::1":    "2001:db8::1/128",
+		"2001:db8::1/64": "2001:db8::/64",
+		"fd00::/8":       "fd00::/8",
+	} {
+		p, err := ParsePrefix(in)
+		if err != nil || p.String() != want {
+			t.Errorf("ParsePrefix(%q) = %v, %v; want %s", in, p, err, want)
+		}
+	}
+	for _, in := range []string{"", "10.0.0.0/33", "example.com", "10.0.0", "192.0.2.7:80"} {
+		if p, err := ParsePrefix(in); err == nil {
+			t.Errorf("ParsePrefix(%q) = %v, want an error", in, p)
+		}
+	}
+}
+
+func TestTrustedPeer(t *testing.T) {
+	trusted := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
+	for _, tc := range []struct {
+		remote  string
+		trusted []netip.Prefix
+		want    bool
+	}{
+		{"10.0.0.5:5000", trusted, true},
+		{"[::ffff:10.0.0.5]:5000", trusted, true},
+		{"192.0.2.1:5000", trusted, false},
+		{"10.0.0.5:5000", nil, false}, // no list trusts nobody
+		{"garbage", trusted, false},
+	} {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.RemoteAddr = tc.remote
+		if got := TrustedPeer(r, tc.trusted); got != tc.want {
+			t.Errorf("TrustedPeer(%s, %v) = %v, want %v", tc.remote, tc.trusted, got, tc.want)
+		}
+	}
+}

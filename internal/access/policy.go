@@ -79,6 +79,33 @@ func (p IPPolicy) Permits(addr netip.Addr) bool {
 	return false
 }
 
+// ParsePrefix reads one entry of an address list (<NAME>_ALLOW_CIDRS,
+// RELAY_TRUSTED_PROXIES): a CIDR, or a single address standing for
+// itself alone. The prefix is masked, so "10.1.2.3/8" is 10.0.0.0/8.
+func ParsePrefix(s string) (netip.Prefix, error) {
+	if p, err := netip.ParsePrefix(s); err == nil {
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is neither a CIDR nor an IP address", s)
+	}
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+// Trusted reports whether addr is one of the trusted proxies; an empty
+// list trusts none (unlike an empty IPPolicy, which permits everyone).
+func Trusted(addr netip.Addr, trusted []netip.Prefix) bool {
+	return len(trusted) > 0 && IPPolicy(trusted).Permits(addr)
+}
+
+// TrustedPeer reports whether r came straight from a trusted proxy, whose
+// X-Forwarded-* headers may then be believed.
+func TrustedPeer(r *http.Request, trusted []netip.Prefix) bool {
+	peer, err := netip.ParseAddrPort(r.RemoteAddr)
+	return err == nil && Trusted(peer.Addr(), trusted)
+}
+
 // ClientIP is the address of the client: the direct peer, or, when that
 // peer is a trusted proxy, the right-most X-Forwarded-For entry that is
 // not itself a trusted proxy (entries further left are the client's word).
@@ -88,7 +115,7 @@ func ClientIP(r *http.Request, trusted []netip.Prefix) netip.Addr {
 		return netip.Addr{}
 	}
 	addr := peer.Addr().Unmap()
-	if !IPPolicy(trusted).Permits(addr) || len(trusted) == 0 {
+	if !Trusted(addr, trusted) {
 		return addr
 	}
 	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
@@ -98,7 +125,7 @@ func ClientIP(r *http.Request, trusted []netip.Prefix) netip.Addr {
 			return addr // a malformed entry ends what can be believed
 		}
 		addr = hop.Unmap()
-		if !IPPolicy(trusted).Permits(addr) {
+		if !Trusted(addr, trusted) {
 			return addr
 		}
 	}

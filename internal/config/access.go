@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/rand"
 	"fmt"
-	"net/netip"
 	"os"
 	"strings"
 
@@ -75,15 +74,11 @@ func routeAccess(r *registry.Route, prefix string, re routeEnv) error {
 	}
 	r.Repos = access.RepoPolicy{Allow: trimAll(re.AllowRepos), Deny: trimAll(re.DenyRepos)}
 	for _, s := range trimAll(re.AllowCIDRs) {
-		p, err := netip.ParsePrefix(s)
+		p, err := access.ParsePrefix(s)
 		if err != nil {
-			a, aerr := netip.ParseAddr(s)
-			if aerr != nil {
-				return fmt.Errorf("%sALLOW_CIDRS: %q is neither a CIDR nor an IP address", prefix, s)
-			}
-			p = netip.PrefixFrom(a, a.BitLen())
+			return fmt.Errorf("%sALLOW_CIDRS: %w", prefix, err)
 		}
-		r.Clients = append(r.Clients, p.Masked())
+		r.Clients = append(r.Clients, p)
 	}
 	return nil
 }

@@ -188,15 +188,11 @@ func (c *Config) parseTrusted() error {
 		if s == "" {
 			continue
 		}
-		p, err := netip.ParsePrefix(s)
+		p, err := access.ParsePrefix(s)
 		if err != nil {
-			a, aerr := netip.ParseAddr(s)
-			if aerr != nil {
-				return fmt.Errorf("RELAY_TRUSTED_PROXIES: %q is neither a CIDR nor an IP address", s)
-			}
-			p = netip.PrefixFrom(a, a.BitLen())
+			return fmt.Errorf("RELAY_TRUSTED_PROXIES: %w", err)
 		}
-		c.Trusted = append(c.Trusted, p.Masked())
+		c.Trusted = append(c.Trusted, p)
 	}
 	return nil
 }

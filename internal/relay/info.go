@@ -4,9 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/netip"
 	"strings"
 
+	"github.com/registry-relay/registry-relay/internal/access"
 	"github.com/registry-relay/registry-relay/internal/oci"
 )
 
@@ -54,7 +54,7 @@ func (rl *Relay) publicScheme(r *http.Request) string {
 	if rl.opts.PublicScheme != "" {
 		return strings.ToLower(rl.opts.PublicScheme)
 	}
-	if p := forwardedProto(r); p != "" && rl.trusted(r.RemoteAddr) {
+	if p := forwardedProto(r); p != "" && access.TrustedPeer(r, rl.opts.TrustedProxies) {
 		return p
 	}
 	if r.TLS != nil {
@@ -70,18 +70,4 @@ func forwardedProto(r *http.Request) string {
 		return v
 	}
 	return ""
-}
-
-func (rl *Relay) trusted(remoteAddr string) bool {
-	ap, err := netip.ParseAddrPort(remoteAddr)
-	if err != nil {
-		return false
-	}
-	addr := ap.Addr().Unmap()
-	for _, p := range rl.opts.TrustedProxies {
-		if p.Contains(addr) {
-			return true
-		}
-	}
-	return false
 }
