@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 
 	"github.com/registry-relay/registry-relay/internal/metrics"
 	"github.com/registry-relay/registry-relay/internal/registry"
@@ -76,4 +77,17 @@ func fallbackReason(resp *http.Response, err error) string {
 		return "5xx"
 	}
 	return ""
+}
+
+// authHostsOf lists the realm hosts a fallback at u may name besides its
+// own origin: the auth hosts of the routes whose upstream it is (a
+// fallback to registry-1.docker.io brings auth.docker.io).
+func (rl *Relay) authHostsOf(u *url.URL) []string {
+	var hosts []string
+	for _, r := range rl.routeByName {
+		if registry.SameOrigin(r.Upstream, u) {
+			hosts = append(hosts, r.AuthHosts...)
+		}
+	}
+	return hosts
 }

@@ -41,10 +41,15 @@ func TestFallback(t *testing.T) {
 	want := relaytest.PushImage(t, primary, "library/app:1", img)
 	relaytest.PushImage(t, fallback, "library/app:1", img)
 
+	// The fallback's realm is on a host of its own, so a route to the
+	// fallback lists it, as the built-in routes list theirs.
 	relay, a := startRelay(t, map[string]string{
 		"RELAY_BASE_DOMAIN":     "test",
 		"DOCKERHUB_UPSTREAM":    primary.URL,
 		"DOCKERHUB_AUTH_HOSTS":  primaryAuth.Host,
+		"RELAY_CUSTOM_ROUTES":   "fb",
+		"FB_UPSTREAM":           fallback.URL,
+		"FB_AUTH_HOSTS":         fallbackAuth.Host,
 		"FALLBACK_REGISTRY_MAP": `{"` + primary.Host + `":"` + fallback.URL + `"}`,
 	})
 	w := &world{relay: relay, app: a}

@@ -15,6 +15,7 @@ import (
 	"github.com/registry-relay/registry-relay/internal/auth"
 	"github.com/registry-relay/registry-relay/internal/oci"
 	"github.com/registry-relay/registry-relay/internal/registry"
+	"github.com/registry-relay/registry-relay/internal/upstreamauth"
 )
 
 // readOnly is the answer to any write: the relay only pulls.
@@ -105,7 +106,7 @@ func (rl *Relay) newUpstream(route *registry.Route) *upstream {
 	g, max := rl.hops, rl.opts.MaxRedirects
 	// The fallback's answers are streamed as they come: no passing blob
 	// redirects to a client that never saw its realm.
-	secondary := &auth.Bearer{Next: newRedirectFollower(route, g, max, false)}
+	secondary := upstreamauth.New(newRedirectFollower(route, g, max, false), rl.authHostsOf)
 	following := newRedirectFollower(route, g, max, false)
 	fallback := func(primary http.RoundTripper) http.RoundTripper {
 		return &fallbackTransport{route: route, primary: primary, secondary: secondary, metrics: rl.opts.Metrics, log: rl.log}
