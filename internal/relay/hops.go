@@ -8,10 +8,10 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 	"unicode"
 
+	"github.com/registry-relay/registry-relay/internal/lru"
 	"github.com/registry-relay/registry-relay/internal/netguard"
 	"github.com/registry-relay/registry-relay/internal/registry"
 )
@@ -23,13 +23,13 @@ import (
 // that route: its storage lives on the same network.
 type origins struct {
 	resolver *net.Resolver
-	mu       sync.Mutex
-	byHost   map[string]originEntry
+	now      func() time.Time // nil means time.Now
+	known    *lru.Cache[originEntry]
 }
 
 type originEntry struct {
 	private bool
-	until   time.Time
+	ttl     time.Duration
 }
 
 // Lookups are rare (a redirect from a host not seen for a while) and the
@@ -42,7 +42,7 @@ const (
 )
 
 func newOrigins() *origins {
-	return &origins{resolver: net.DefaultResolver, byHost: map[string]originEntry{}}
+	return &origins{resolver: net.DefaultResolver, known: lru.New[originEntry](maxOrigins)}
 }
 
 // private reports whether u's host is a non-public address, or a name
@@ -53,26 +53,18 @@ func (o *origins) private(ctx context.Context, u *url.URL) bool {
 		return false
 	}
 	host := u.Hostname()
-	now := time.Now()
-	o.mu.Lock()
-	e, ok := o.byHost[host]
-	o.mu.Unlock()
-	if ok && now.Before(e.until) {
+	now := lru.Now(o.now)
+	if e, at, ok := o.known.Get(host, originTTL, now); ok && now.Sub(at) < e.ttl {
 		return e.private
 	}
 	ctx, cancel := context.WithTimeout(ctx, originLookup)
 	defer cancel()
 	public, err := netguard.ResolvesPublic(ctx, o.resolver, host)
-	e = originEntry{private: !public, until: now.Add(originTTL)}
+	e := originEntry{private: !public, ttl: originTTL}
 	if err != nil {
-		e.until = now.Add(originFailureTTL)
+		e.ttl = originFailureTTL
 	}
-	o.mu.Lock()
-	if len(o.byHost) >= maxOrigins {
-		clear(o.byHost)
-	}
-	o.byHost[host] = e
-	o.mu.Unlock()
+	o.known.Put(host, e, now)
 	return e.private
 }
 
