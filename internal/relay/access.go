@@ -162,12 +162,20 @@ func (rl *Relay) authenticateClient(r *http.Request, x *exchange) *refusal {
 	// The realm names the route ("<route>." is a realm id of that route
 	// with no known realm), which the mirror host needs to pick the
 	// upstream of the token request.
-	challenge := `Bearer realm="` + x.scheme + "://" + x.host + "/token/" + x.route.Name + `.",service="` + auth.RelayService + `"`
-	if x.path.Name != "" {
-		challenge += `,scope="repository:` + x.prefix + x.path.Name + `:pull"`
-	}
-	return &refusal{reason: deniedAuthenticated, header: "WWW-Authenticate", value: challenge,
+	realm := x.scheme + "://" + x.host + "/token/" + x.route.Name + "."
+	return &refusal{reason: deniedAuthenticated, header: "WWW-Authenticate", value: relayChallenge(realm, x.prefix, x.path.Name),
 		err: oci.Err(oci.CodeUnauthorized, "authentication required")}
+}
+
+// relayChallenge is the relay's own Bearer challenge, for a pull of the
+// repository prefix+name (no scope for the API root, where name is
+// empty), rendered by auth.Challenge so that every value is quoted.
+func relayChallenge(realm, prefix, name string) string {
+	c := auth.Challenge{Scheme: "Bearer", Params: []auth.Param{{Key: "realm", Value: realm}, {Key: "service", Value: auth.RelayService}}}
+	if name != "" {
+		c.Set("scope", "repository:"+prefix+name+":pull")
+	}
+	return c.String()
 }
 
 // tokenIssuer checks a token request's relay credentials and returns what
