@@ -61,6 +61,14 @@ func matchRepo(pattern, repo string) bool {
 	return ok
 }
 
+// RoutePolicy is what a route lets through: which upstream repositories
+// (<NAME>_ALLOW_REPOS, _DENY_REPOS) and which client addresses
+// (<NAME>_ALLOW_CIDRS). The zero value lets everything through.
+type RoutePolicy struct {
+	Repos   RepoPolicy
+	Clients IPPolicy
+}
+
 // IPPolicy allows clients whose address is in one of its prefixes; an
 // empty policy allows everyone.
 type IPPolicy []netip.Prefix

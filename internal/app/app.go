@@ -77,6 +77,7 @@ func New(cfg *config.Config, logOut io.Writer) (*App, error) {
 		TrustedProxies:      cfg.Trusted,
 		Cache:               c,
 		Access:              acc,
+		Policies:            cfg.Policies,
 	})
 	m.SetLimits(cfg.RateLimit, cfg.RateBurst, cfg.MaxTransfersPerIP)
 	a.main = &http.Server{

@@ -102,6 +102,17 @@ type Target struct {
 	// account) and handed out wrapped by Issue.
 	// Issue returns the relay token and the lifetime to announce for it.
 	Issue func(upstreamToken string, ttl time.Duration) (string, time.Duration)
+	// Permits is the route's repository policy as the relay applies it
+	// (<NAME>_ALLOW_REPOS, _DENY_REPOS); nil permits every repository.
+	Permits func(repo string) bool
+}
+
+// mapName is the target's mapping of client names to the upstream's.
+func (tg Target) mapName() func(string) string {
+	if tg.MapName != nil {
+		return tg.MapName
+	}
+	return tg.Route.Repository
 }
 
 // RelayService is the service name in challenges the relay issues itself.
@@ -117,10 +128,7 @@ const AnonymousToken = "registry-relay-anonymous"
 // upstream's status, 0 when the upstream could not be reached, and
 // tried=false when no upstream request was made.
 func (p *TokenProxy) Serve(w http.ResponseWriter, r *http.Request, tr *TokenRequest, tg Target) (status int, tried bool) {
-	route, mapName := tg.Route, tg.MapName
-	if mapName == nil {
-		mapName = route.Repository
-	}
+	route := tg.Route
 	realm, err := p.Realms.Lookup(r.Context(), route, tg.RealmID)
 	if tg.Issue != nil {
 		return p.serveWrapped(w, r, tr, tg, realm, err)
@@ -133,7 +141,7 @@ func (p *TokenProxy) Serve(w http.ResponseWriter, r *http.Request, tr *TokenRequ
 		p.fail(w, r, route, err)
 		return 0, false
 	}
-	out, err := p.upstreamRequest(r, tr, route, realm, mapName)
+	out, err := p.upstreamRequest(r, tr, tg, realm)
 	if err != nil {
 		oci.Err(oci.CodeUnknown, "building the token request failed").ServeHTTP(w, r)
 		return 0, false
@@ -167,13 +175,14 @@ func (p *TokenProxy) readTokenBody(w http.ResponseWriter, r *http.Request, route
 // upstreamRequest builds the request to the realm. Like Docker's and
 // containerd's own token clients, it keeps the realm's query and adds the
 // client's parameters to it.
-func (p *TokenProxy) upstreamRequest(r *http.Request, tr *TokenRequest, route *registry.Route, realm *url.URL, mapName func(string) string) (*http.Request, error) {
+func (p *TokenProxy) upstreamRequest(r *http.Request, tr *TokenRequest, tg Target, realm *url.URL) (*http.Request, error) {
+	route := tg.Route
 	params := url.Values{}
 	for k, vs := range tr.params {
 		params[k] = slices.Clone(vs)
 	}
-	patchScopes(params, mapName)
-	denied := restrictScopes(params, route)
+	patchScopes(params, tg.mapName())
+	denied := restrictScopes(params, tg.Permits)
 	useRelayAccount := route.Credentials != nil && ClientCredential(r.Header) == "" && !tr.post
 	if useRelayAccount {
 		// The relay's account pulls for anonymous clients, and only pulls.
@@ -217,12 +226,12 @@ func (p *TokenProxy) upstreamRequest(r *http.Request, tr *TokenRequest, route *r
 }
 
 // restrictScopes drops every repository scope the route's repository
-// policy refuses (<NAME>_ALLOW_REPOS, _DENY_REPOS), before any upstream
+// policy refuses (permits; nil permits all), before any upstream
 // token request: a token for a denied repository, minted with the
 // client's or the relay's own account, would let a client pull it from
 // the upstream directly. It returns how many scopes it dropped; empty
 // scope values are removed.
-func restrictScopes(params url.Values, route *registry.Route) int {
+func restrictScopes(params url.Values, permits func(string) bool) int {
 	var kept []string
 	dropped := 0
 	for _, s := range params["scope"] {
@@ -230,7 +239,7 @@ func restrictScopes(params url.Values, route *registry.Route) int {
 		s = registry.FilterScopes(s, func(name string) bool {
 			// A name the registry grammar refuses is no repository the
 			// relay serves, and a token service might read it as one.
-			return oci.ValidateName(name) == nil && route.Repos.Permits(name)
+			return oci.ValidateName(name) == nil && (permits == nil || permits(name))
 		})
 		dropped += before - len(strings.Fields(s))
 		if s != "" {

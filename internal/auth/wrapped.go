@@ -31,14 +31,10 @@ func (p *TokenProxy) serveWrapped(w http.ResponseWriter, r *http.Request, tr *To
 		params.Set("service", p.Realms.Service(tg.Route))
 	}
 	anonymous := &TokenRequest{params: params}
-	mapName := tg.MapName
-	if mapName == nil {
-		mapName = tg.Route.Repository
-	}
 	get := r.Clone(r.Context())
 	get.Method = http.MethodGet
 	get.Header = http.Header{"User-Agent": r.Header.Values("User-Agent")}
-	out, err := p.upstreamRequest(get, anonymous, tg.Route, realm, mapName)
+	out, err := p.upstreamRequest(get, anonymous, tg, realm)
 	if err != nil {
 		oci.Err(oci.CodeUnknown, "building the token request failed").ServeHTTP(w, r)
 		return 0, false

@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/registry-relay/registry-relay/internal/access"
-	"github.com/registry-relay/registry-relay/internal/registry"
 )
 
 // loadAccess checks the global limits and reads the client credentials.
@@ -64,23 +63,24 @@ func (c *Config) loadTokenKey() error {
 }
 
 // routeAccess reads a route's repository and client lists.
-func routeAccess(r *registry.Route, prefix string, re routeEnv) error {
+func routeAccess(prefix string, re routeEnv) (access.RoutePolicy, error) {
+	var pol access.RoutePolicy
 	for _, list := range [][]string{re.AllowRepos, re.DenyRepos} {
 		for _, p := range list {
 			if err := access.ValidatePattern(strings.TrimSpace(p)); err != nil {
-				return fmt.Errorf("%sALLOW_REPOS/%sDENY_REPOS: %q: %w", prefix, prefix, p, err)
+				return pol, fmt.Errorf("%sALLOW_REPOS/%sDENY_REPOS: %q: %w", prefix, prefix, p, err)
 			}
 		}
 	}
-	r.Repos = access.RepoPolicy{Allow: trimAll(re.AllowRepos), Deny: trimAll(re.DenyRepos)}
+	pol.Repos = access.RepoPolicy{Allow: trimAll(re.AllowRepos), Deny: trimAll(re.DenyRepos)}
 	for _, s := range trimAll(re.AllowCIDRs) {
 		p, err := access.ParsePrefix(s)
 		if err != nil {
-			return fmt.Errorf("%sALLOW_CIDRS: %w", prefix, err)
+			return pol, fmt.Errorf("%sALLOW_CIDRS: %w", prefix, err)
 		}
-		r.Clients = append(r.Clients, p)
+		pol.Clients = append(pol.Clients, p)
 	}
-	return nil
+	return pol, nil
 }
 
 func trimAll(in []string) []string {

@@ -77,9 +77,12 @@ type Config struct {
 	FallbackMap    string `env:"FALLBACK_REGISTRY_MAP"`
 
 	// Filled by Load from the variables above and the per-route ones.
-	Routes  []*registry.Route `env:"-"`
-	Mirror  *registry.Mirror  `env:"-"`
-	Trusted []netip.Prefix    `env:"-"`
+	Routes []*registry.Route `env:"-"`
+	// Policies are each route's repository and client lists, by route
+	// name: the route table is plain data, the relay applies these.
+	Policies map[string]access.RoutePolicy `env:"-"`
+	Mirror   *registry.Mirror              `env:"-"`
+	Trusted  []netip.Prefix                `env:"-"`
 }
 
 // routeEnv is read once per built-in route with the route's prefix,

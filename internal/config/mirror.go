@@ -35,7 +35,7 @@ func (c *Config) loadMirror(environ map[string]string, base string, owner map[st
 		if c.Mirror, err = registry.NewMirror(domain, regMap, c.Routes); err != nil {
 			return fmt.Errorf("DOCKER_REGISTRY_MAP: %w", err)
 		}
-		if err := mirrorRouteAccess(environ, c.Mirror.Routes()); err != nil {
+		if err := c.mirrorRouteAccess(environ, c.Mirror.Routes()); err != nil {
 			return err
 		}
 		all = append(slices.Clone(all), c.Mirror.Routes()...)
@@ -55,16 +55,17 @@ type mirrorAccessEnv struct {
 	AllowCIDRs []string `env:"MIRROR_ALLOW_CIDRS" envSeparator:","`
 }
 
-func mirrorRouteAccess(environ map[string]string, routes []*registry.Route) error {
+func (c *Config) mirrorRouteAccess(environ map[string]string, routes []*registry.Route) error {
 	var me mirrorAccessEnv
 	if err := env.ParseWithOptions(&me, env.Options{Environment: environ}); err != nil {
 		return explain(err, "", &me)
 	}
-	re := routeEnv{AllowRepos: me.AllowRepos, DenyRepos: me.DenyRepos, AllowCIDRs: me.AllowCIDRs}
+	pol, err := routeAccess("MIRROR_", routeEnv{AllowRepos: me.AllowRepos, DenyRepos: me.DenyRepos, AllowCIDRs: me.AllowCIDRs})
+	if err != nil {
+		return err
+	}
 	for _, r := range routes {
-		if err := routeAccess(r, "MIRROR_", re); err != nil {
-			return err
-		}
+		c.Policies[r.Name] = pol
 	}
 	return nil
 }

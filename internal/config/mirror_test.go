@@ -117,10 +117,10 @@ func TestMirrorOnlyRoutesGetTheMirrorLists(t *testing.T) {
 	if r == nil || r.AccessDomain != "" {
 		t.Fatalf("public.ecr.aws route = %+v", r)
 	}
-	if len(r.Clients) != 1 || r.Repos.Permits("bad/x") {
-		t.Errorf("mirror-only route lists = %v %+v", r.Clients, r.Repos)
+	if pol := c.Policies[r.Name]; len(pol.Clients) != 1 || pol.Repos.Permits("bad/x") {
+		t.Errorf("mirror-only route lists = %+v", pol)
 	}
-	if hub := routeNamed(c, "dockerhub"); len(hub.Clients) != 0 {
+	if pol := c.Policies["dockerhub"]; len(pol.Clients) != 0 {
 		t.Error("the mirror's lists leaked onto a route with variables of its own")
 	}
 }

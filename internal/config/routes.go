@@ -13,6 +13,7 @@ import (
 
 	"github.com/caarlos0/env/v11"
 
+	"github.com/registry-relay/registry-relay/internal/access"
 	"github.com/registry-relay/registry-relay/internal/registry"
 )
 
@@ -25,6 +26,7 @@ func (c *Config) loadRoutes(environ map[string]string) error {
 		return err
 	}
 	owner := map[string]string{} // normalized domain -> variable that set it
+	c.Policies = map[string]access.RoutePolicy{}
 	for _, b := range append(slices.Clone(registry.Builtins), custom...) {
 		var re routeEnv
 		prefix := b.EnvPrefix() + "_"
@@ -36,6 +38,9 @@ func (c *Config) loadRoutes(environ map[string]string) error {
 		}
 		r, err := buildRoute(b, re, base)
 		if err != nil {
+			return err
+		}
+		if c.Policies[r.Name], err = routeAccess(prefix, re); err != nil {
 			return err
 		}
 		if err := claimDomain(owner, r.AccessDomain, prefix+"ACCESS_DOMAIN"); err != nil {
@@ -113,9 +118,6 @@ func buildRoute(b registry.Builtin, re routeEnv, base string) (*registry.Route, 
 		return nil, err
 	}
 	if r.CredentialHosts, err = appendHosts(r.CredentialHosts, prefix+"CREDENTIAL_HOSTS", re.CredentialHosts); err != nil {
-		return nil, err
-	}
-	if err := routeAccess(r, prefix, re); err != nil {
 		return nil, err
 	}
 	r.Credentials, err = credentials(prefix, re)

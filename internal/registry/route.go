@@ -7,8 +7,6 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-
-	"github.com/registry-relay/registry-relay/internal/access"
 )
 
 // Route ties one access domain to one upstream registry.
@@ -47,10 +45,6 @@ type Route struct {
 	Credentials *Credentials
 	// Fallback is an upstream tried when this one fails (FALLBACK_REGISTRY_MAP).
 	Fallback *url.URL
-	// Repos limits which upstream repositories may be pulled.
-	Repos access.RepoPolicy
-	// Clients limits which client addresses may use the route.
-	Clients access.IPPolicy
 	// BuiltinUpstreamHost is a built-in route's default upstream host, so
 	// that DOCKER_REGISTRY_MAP's "registry-1.docker.io" finds the route
 	// even when the operator pointed it elsewhere.

@@ -9,6 +9,7 @@ import (
 	"github.com/registry-relay/registry-relay/internal/access"
 	"github.com/registry-relay/registry-relay/internal/auth"
 	"github.com/registry-relay/registry-relay/internal/oci"
+	"github.com/registry-relay/registry-relay/internal/registry"
 )
 
 // Access is what the relay enforces before any upstream request: rate and
@@ -32,6 +33,12 @@ const (
 	deniedRepository    = "repository"
 	deniedAuthenticated = "unauthenticated"
 )
+
+// policy is a route's repository and client lists (the zero policy, for
+// a route configured without, lets everything through).
+func (rl *Relay) policy(route *registry.Route) access.RoutePolicy {
+	return rl.opts.Policies[route.Name]
+}
 
 // refusal is an answer the relay gives instead of serving a request: the
 // OCI error, the reason it is counted under (a small fixed set) and a
@@ -94,7 +101,7 @@ func (rl *Relay) rateVerdict(x *exchange) *refusal {
 
 // clientVerdict applies the route's ALLOW_CIDRS.
 func (rl *Relay) clientVerdict(x *exchange) *refusal {
-	if x.route.Clients.Permits(x.clientIP) {
+	if rl.policy(x.route).Clients.Permits(x.clientIP) {
 		return nil
 	}
 	return &refusal{reason: deniedClientIP, err: oci.Err(oci.CodeDenied, "your address may not use this registry")}
@@ -103,7 +110,7 @@ func (rl *Relay) clientVerdict(x *exchange) *refusal {
 // repoVerdict applies the route's ALLOW_REPOS and DENY_REPOS to the
 // upstream's repository name.
 func (rl *Relay) repoVerdict(x *exchange) *refusal {
-	if x.upstreamRepo == "" || x.route.Repos.Permits(x.upstreamRepo) {
+	if x.upstreamRepo == "" || rl.policy(x.route).Repos.Permits(x.upstreamRepo) {
 		return nil
 	}
 	return &refusal{reason: deniedRepository,

@@ -12,6 +12,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/registry-relay/registry-relay/internal/access"
 	"github.com/registry-relay/registry-relay/internal/auth"
 	"github.com/registry-relay/registry-relay/internal/metrics"
 	"github.com/registry-relay/registry-relay/internal/oci"
@@ -41,6 +42,8 @@ type Options struct {
 	TrustedProxies []netip.Prefix
 	// Cache, when not nil, is the pull-through cache.
 	Cache *Cache
+	// Policies are the routes' repository and client lists, by route name.
+	Policies map[string]access.RoutePolicy
 	// Access, when not nil, holds limits and client authentication.
 	Access *Access
 }
@@ -213,6 +216,7 @@ func (rl *Relay) resolveToken(w http.ResponseWriter, r *http.Request, x *exchang
 		tg.NoAuthToken = true
 		x.route = tg.Route
 	}
+	tg.Permits = rl.policy(tg.Route).Repos.Permits
 	return tr, tg, nil
 }
 
