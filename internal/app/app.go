@@ -109,9 +109,9 @@ func newAccess(cfg *config.Config, log *slog.Logger) (*relay.Access, error) {
 	}
 	var signerOpts []access.SignerOption
 	var userOpts []access.UserFileOption
-	if cfg.AccessClock != nil {
-		signerOpts = append(signerOpts, access.WithClock(cfg.AccessClock))
-		userOpts = append(userOpts, access.WithUserClock(cfg.AccessClock))
+	if cfg.Clock != nil {
+		signerOpts = append(signerOpts, access.WithClock(cfg.Clock))
+		userOpts = append(userOpts, access.WithUserClock(cfg.Clock))
 	}
 	signer, err := access.NewSigner(cfg.ClientTokenKey, signerOpts...)
 	if err != nil {
@@ -135,8 +135,10 @@ func newCache(cfg *config.Config, m *metrics.Metrics) (*relay.Cache, error) {
 		return nil, fmt.Errorf("RELAY_CACHE_DIR=%s: %w", cfg.CacheDir, err)
 	}
 	m.SetCacheSize(store.Size)
+	tags, authz := cache.NewTags(), cache.NewAuthz(cfg.CacheAuthTTL)
+	tags.Now, authz.Now = cfg.Clock, cfg.Clock
 	return &relay.Cache{
-		Store: store, Fills: cache.NewFills(), Tags: cache.NewTags(), Authz: cache.NewAuthz(cfg.CacheAuthTTL),
+		Store: store, Fills: cache.NewFills(), Tags: tags, Authz: authz,
 		TagTTL: cfg.CacheTagTTL, StaleMax: cfg.CacheStaleMax, FillTimeout: fillTimeout,
 	}, nil
 }

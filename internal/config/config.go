@@ -57,9 +57,10 @@ type Config struct {
 	ClientTokenKey    []byte        `env:"-"`
 	// EphemeralTokenKey: ClientTokenKey is random, for this process only.
 	EphemeralTokenKey bool `env:"-"`
-	// AccessClock, when set, is the time for relay-token expiry and for
-	// when the htpasswd file is looked at again; tests set it.
-	AccessClock func() time.Time `env:"-"`
+	// Clock, when set, is the time for relay-token expiry, for when the
+	// htpasswd file is looked at again, and for the cache's tag and
+	// authorization lifetimes; tests set it.
+	Clock func() time.Time `env:"-"`
 
 	// The pull-through cache, off while CacheDir is empty.
 	CacheDir      string        `env:"RELAY_CACHE_DIR"`

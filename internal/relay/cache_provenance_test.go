@@ -75,11 +75,12 @@ func TestCacheServesARouteOnlyWhatItsUpstreamSupplied(t *testing.T) {
 	evil, fault := claimingUpstream(t, manifest, string(mt))
 	dir := t.TempDir()
 	env := cacheEnv(t, reg.URL, dir)
-	env["RELAY_CACHE_TAG_TTL"] = "1ms"
+	env["RELAY_CACHE_TAG_TTL"] = "30s"
 	env["RELAY_CUSTOM_ROUTES"] = "evil,twin"
 	env["EVIL_UPSTREAM"], env["EVIL_ACCESS_DOMAIN"] = evil.URL, "evil.test"
 	env["TWIN_UPSTREAM"], env["TWIN_ACCESS_DOMAIN"] = reg.URL, "twin.test"
-	relay, _ := startRelay(t, env)
+	clock := newClock()
+	relay, _ := startRelayAt(t, env, clock.now)
 	accept := string(mt)
 	blobPath, digestPath := "/v2/library/app/blobs/"+ld.String(), "/v2/library/app/manifests/"+mdigest
 
@@ -107,7 +108,7 @@ func TestCacheServesARouteOnlyWhatItsUpstreamSupplied(t *testing.T) {
 	if s, _, body := fetchVia(t, relay, "evil.test", known, accept); s != http.StatusOK || !bytes.Equal(body, manifest) {
 		t.Fatalf("the claiming route's own tag: %d", s)
 	}
-	time.Sleep(10 * time.Millisecond) // past the tag TTL
+	clock.advance(time.Minute) // past the tag TTL, within the stale bound
 	fault.Store(true)
 	if _, c, _ := fetchVia(t, relay, "evil.test", known, accept); c != "stale" {
 		t.Errorf("the route's own manifest was not served stale in an outage (cache %q)", c)

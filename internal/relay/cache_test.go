@@ -245,9 +245,10 @@ func TestStaleTagIfUpstreamFails(t *testing.T) {
 	reg := relaytest.NewRegistry(t, relaytest.RegistryOptions{Wrap: fault.wrap})
 	want := relaytest.PushImage(t, reg, "library/app:1", relaytest.RandomImage(t, 1, 2048))
 	env := cacheEnv(t, reg.URL, t.TempDir())
-	env["RELAY_CACHE_TAG_TTL"] = "50ms"
-	env["RELAY_CACHE_STALE_MAX"] = "1500ms"
-	relay, _ := startRelay(t, env)
+	env["RELAY_CACHE_TAG_TTL"] = "30s"
+	env["RELAY_CACHE_STALE_MAX"] = "1h"
+	clock := newClock()
+	relay, _ := startRelayAt(t, env, clock.now)
 	accept := http.Header{"Accept": {"application/vnd.docker.distribution.manifest.v2+json"}}
 	headTag := func() *http.Response {
 		resp := call(t, relay, "GET", hubHost, "/v2/app/manifests/1", accept)
@@ -257,7 +258,7 @@ func TestStaleTagIfUpstreamFails(t *testing.T) {
 	if resp := headTag(); resp.StatusCode != http.StatusOK {
 		t.Fatalf("warm-up: %d", resp.StatusCode)
 	}
-	time.Sleep(100 * time.Millisecond) // past the TTL: the next request asks the upstream
+	clock.advance(time.Minute) // past the TTL: the next request asks the upstream
 	// An upstream that answers 503 and one that cannot be reached get the
 	// same stale answer, ETag included, and a conditional request a 304.
 	stale := func(why string) {
@@ -279,7 +280,7 @@ func TestStaleTagIfUpstreamFails(t *testing.T) {
 	stale("during a 503")
 	reg.Close()
 	stale("upstream gone")
-	time.Sleep(1600 * time.Millisecond)
+	clock.advance(time.Hour)
 	if resp := headTag(); resp.StatusCode == http.StatusOK {
 		t.Error("a tag older than RELAY_CACHE_STALE_MAX was still served")
 	}

@@ -106,7 +106,7 @@ func newAccountsRelay(t *testing.T, users map[string]string, extraEnv map[string
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
-	cfg.AccessClock = ar.clock.now
+	cfg.Clock = ar.clock.now
 	a, err := app.New(cfg, io.Discard)
 	if err != nil {
 		t.Fatal(err)

@@ -27,10 +27,18 @@ func TestMain(m *testing.M) {
 // startRelay serves a relay configured by environ on loopback.
 func startRelay(t *testing.T, environ map[string]string) (*httptest.Server, *app.App) {
 	t.Helper()
+	return startRelayAt(t, environ, nil)
+}
+
+// startRelayAt is startRelay on a clock the test moves (nil: the wall
+// clock), for lifetimes: tokens, tag resolutions, authorization decisions.
+func startRelayAt(t *testing.T, environ map[string]string, now func() time.Time) (*httptest.Server, *app.App) {
+	t.Helper()
 	cfg, err := config.Load(environ)
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
+	cfg.Clock = now
 	a, err := app.New(cfg, io.Discard)
 	if err != nil {
 		t.Fatal(err)
