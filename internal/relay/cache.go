@@ -43,9 +43,14 @@ const (
 	cacheBypass = "bypass"
 )
 
-// serveFromCache answers from the cache when it can, and reports whether
-// it did; otherwise the request is proxied (and its answer captured).
+// serveFromCache is where the cache decides about a request, once: it
+// answers a hit (or a blob fill it leads or joins) and reports that it
+// did; for a miss it marks a manifest GET whose answer is to be captured
+// (x.capture), which the proxy's response hook then carries out. The one
+// other place the cache answers is the stale path, for an upstream that
+// failed (staleTag).
 func (rl *Relay) serveFromCache(w http.ResponseWriter, r *http.Request, x *exchange) bool {
+	x.capture = x.kind == oci.KindManifest && r.Method == http.MethodGet
 	switch {
 	case x.kind == oci.KindBlob && x.path.IsDigest():
 		return rl.cachedBlob(w, r, x)

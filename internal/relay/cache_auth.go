@@ -102,8 +102,7 @@ func (rl *Relay) observeForCache(resp *http.Response, x *exchange) {
 	// An encoded body is not the manifest its digest names (the relay asks
 	// for none, but an upstream may send one anyway): it is relayed, not kept.
 	encoded := resp.Header.Get("Content-Encoding") != "" && !strings.EqualFold(resp.Header.Get("Content-Encoding"), "identity")
-	if x.kind == oci.KindManifest && resp.StatusCode == http.StatusOK && resp.Request.Method == http.MethodGet &&
-		resp.ContentLength <= maxManifestBytes && !encoded {
+	if x.capture && resp.StatusCode == http.StatusOK && resp.ContentLength <= maxManifestBytes && !encoded {
 		resp.Body = &manifestCapture{rl: rl, x: x, ctx: context.WithoutCancel(resp.Request.Context()), body: resp.Body,
 			contentType: resp.Header.Get("Content-Type"), headerDigest: resp.Header.Get("Docker-Content-Digest")}
 	}

@@ -37,6 +37,7 @@ type plan struct {
 	clientUser   string // the relay account of an authenticated client
 	authKey      string // the client's identity for this object, for cache authorization
 	tagKey       string // the tag resolution this request asks for, if any
+	capture      bool   // a miss whose answer the cache keeps (serveFromCache)
 }
 
 // outcome is what happened, as the access log and metrics report it.
