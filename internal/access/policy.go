@@ -67,7 +67,16 @@ func matchRepo(pattern, repo string) bool {
 type RoutePolicy struct {
 	Repos   RepoPolicy
 	Clients IPPolicy
+	// Closed refuses every repository and client: the policy of a route
+	// the configuration gave none, so that a forgotten entry fails closed.
+	Closed bool
 }
+
+// PermitsRepo reports whether repo may be pulled through the route.
+func (p RoutePolicy) PermitsRepo(repo string) bool { return !p.Closed && p.Repos.Permits(repo) }
+
+// PermitsClient reports whether addr may use the route.
+func (p RoutePolicy) PermitsClient(addr netip.Addr) bool { return !p.Closed && p.Clients.Permits(addr) }
 
 // IPPolicy allows clients whose address is in one of its prefixes; an
 // empty policy allows everyone.

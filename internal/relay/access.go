@@ -34,10 +34,18 @@ const (
 	deniedAuthenticated = "unauthenticated"
 )
 
-// policy is a route's repository and client lists (the zero policy, for
-// a route configured without, lets everything through).
+// policy is a route's repository and client lists. Without
+// Options.Policies every route is unrestricted; with them, a route they
+// do not name is refused everything, so that a route added without its
+// policy fails closed.
 func (rl *Relay) policy(route *registry.Route) access.RoutePolicy {
-	return rl.opts.Policies[route.Name]
+	if rl.opts.Policies == nil {
+		return access.RoutePolicy{}
+	}
+	if p, ok := rl.opts.Policies[route.Name]; ok {
+		return p
+	}
+	return access.RoutePolicy{Closed: true}
 }
 
 // refusal is an answer the relay gives instead of serving a request: the
@@ -101,7 +109,7 @@ func (rl *Relay) rateVerdict(x *exchange) *refusal {
 
 // clientVerdict applies the route's ALLOW_CIDRS.
 func (rl *Relay) clientVerdict(x *exchange) *refusal {
-	if rl.policy(x.route).Clients.Permits(x.clientIP) {
+	if rl.policy(x.route).PermitsClient(x.clientIP) {
 		return nil
 	}
 	return &refusal{reason: deniedClientIP, err: oci.Err(oci.CodeDenied, "your address may not use this registry")}
@@ -110,7 +118,7 @@ func (rl *Relay) clientVerdict(x *exchange) *refusal {
 // repoVerdict applies the route's ALLOW_REPOS and DENY_REPOS to the
 // upstream's repository name.
 func (rl *Relay) repoVerdict(x *exchange) *refusal {
-	if x.upstreamRepo == "" || rl.policy(x.route).Repos.Permits(x.upstreamRepo) {
+	if x.upstreamRepo == "" || rl.policy(x.route).PermitsRepo(x.upstreamRepo) {
 		return nil
 	}
 	return &refusal{reason: deniedRepository,

@@ -107,12 +107,12 @@ func boundManifest(resp *http.Response) {
 	if resp.ContentLength >= 0 || resp.Request.Method == http.MethodHead {
 		return // the transport stops reading at the declared length
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxManifestBytes+1))
+	body, err := httpbody.Read(resp.Body, maxManifestBytes)
 	switch {
+	case errors.Is(err, httpbody.ErrTooLarge):
+		refuseManifest(resp, "more than that")
 	case err != nil:
 		replaceAnswer(resp, oci.BadGateway(oci.CodeUnavailable, "upstream manifest transfer failed: "+err.Error()))
-	case len(body) > maxManifestBytes:
-		refuseManifest(resp, "more than that")
 	default:
 		resp.Body.Close()
 		resp.Body = io.NopCloser(bytes.NewReader(body))

@@ -66,22 +66,31 @@ func (rl *Relay) serveFromCache(w http.ResponseWriter, r *http.Request, x *excha
 // cachedDigest serves published content, if the client may read the
 // repository and the content is there.
 func (rl *Relay) cachedDigest(w http.ResponseWriter, r *http.Request, x *exchange, digest, result string) bool {
-	content, err := rl.cache.Store.Open(r.Context(), digest)
-	if err != nil {
+	content, ok := rl.servable(r, x, digest, result)
+	if !ok {
 		return false
 	}
 	defer content.Close()
-	// A manifest is served only from an entry captured as a manifest: the
-	// same bytes pulled as a blob carry no manifest media type.
-	if ct := content.Meta().ContentType; x.kind == oci.KindManifest && (ct == "" || ct == "application/octet-stream") {
-		return false
-	}
-	if !rl.mayServe(r, x, content.Meta(), result) {
-		return false
-	}
 	rl.markCache(x, result)
 	serveContent(w, r, content, digest, result)
 	return true
+}
+
+// servable opens published content this client may have through this
+// route (mayServe); the caller closes it.
+func (rl *Relay) servable(r *http.Request, x *exchange, digest, result string) (cache.Content, bool) {
+	content, err := rl.cache.Store.Open(r.Context(), digest)
+	if err != nil {
+		return nil, false
+	}
+	// A manifest is served only from an entry captured as a manifest: the
+	// same bytes pulled as a blob carry no manifest media type.
+	ct := content.Meta().ContentType
+	if (x.kind == oci.KindManifest && (ct == "" || ct == "application/octet-stream")) || !rl.mayServe(r, x, content.Meta(), result) {
+		content.Close()
+		return nil, false
+	}
+	return content, true
 }
 
 func serveContent(w http.ResponseWriter, r *http.Request, content cache.Content, digest, result string) {

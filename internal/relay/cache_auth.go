@@ -3,13 +3,13 @@ package relay
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"net/http"
 	"strings"
 	"time"
+
+	godigest "github.com/opencontainers/go-digest"
 
 	"github.com/registry-relay/registry-relay/internal/auth"
 	"github.com/registry-relay/registry-relay/internal/cache"
@@ -141,10 +141,18 @@ func (m *manifestCapture) Read(p []byte) (int, error) {
 func (m *manifestCapture) Close() error { return m.body.Close() }
 
 func (m *manifestCapture) store() {
-	sum := sha256.Sum256(m.buf.Bytes())
-	digest := "sha256:" + hex.EncodeToString(sum[:])
+	// Hashed with the algorithm the request named (sha256 for a tag), so a
+	// sha512 pull is kept too.
+	alg := godigest.Canonical
+	if m.x.path.IsDigest() {
+		alg = godigest.Digest(m.x.path.Reference).Algorithm()
+	}
+	if !alg.Available() {
+		return
+	}
+	digest := alg.FromBytes(m.buf.Bytes()).String()
 	if (m.headerDigest != "" && m.headerDigest != digest) || (m.x.path.IsDigest() && m.x.path.Reference != digest) {
-		m.rl.log.Warn("not caching a manifest whose bytes do not match its digest", "route", m.x.route.Name, "digest", digest)
+		m.rl.log.WarnContext(m.ctx, "not caching a manifest whose bytes do not match its digest", "route", m.x.route.Name, "digest", digest)
 		return
 	}
 	w, err := m.rl.cache.Store.Create(m.ctx, digest, cache.Meta{ContentType: m.contentType, Routes: []string{m.x.route.Name}})
@@ -166,26 +174,35 @@ func (m *manifestCapture) store() {
 // StaleMax ago. It is the one stale path: served like any cached content,
 // with its digest as ETag, so a conditional request gets a 304.
 func (rl *Relay) staleTag(w http.ResponseWriter, r *http.Request, x *exchange) bool {
-	if x.tagKey == "" {
+	content, digest, ok := rl.staleContent(r, x)
+	if !ok {
 		return false
 	}
-	e, ok := rl.cache.Tags.Get(x.tagKey, rl.cache.StaleMax)
-	return ok && rl.cachedDigest(w, r, x, e.Digest, cacheStale)
+	defer content.Close()
+	rl.markCache(x, cacheStale)
+	serveContent(w, r, content, digest, cacheStale)
+	return true
 }
 
 // staleAvailable reports whether staleTag would answer this request.
 func (rl *Relay) staleAvailable(r *http.Request, x *exchange) bool {
+	content, _, ok := rl.staleContent(r, x)
+	if ok {
+		content.Close()
+	}
+	return ok
+}
+
+// staleContent is the cached manifest a failed tag request may be served
+// from: one predicate, so that deciding to stand in and standing in agree.
+func (rl *Relay) staleContent(r *http.Request, x *exchange) (cache.Content, string, bool) {
 	if x.tagKey == "" {
-		return false
+		return nil, "", false
 	}
 	e, ok := rl.cache.Tags.Get(x.tagKey, rl.cache.StaleMax)
 	if !ok {
-		return false
+		return nil, "", false
 	}
-	content, err := rl.cache.Store.Open(r.Context(), e.Digest)
-	if err != nil {
-		return false
-	}
-	defer content.Close()
-	return rl.mayServe(r, x, content.Meta(), cacheStale)
+	content, ok := rl.servable(r, x, e.Digest, cacheStale)
+	return content, e.Digest, ok
 }

@@ -2,12 +2,12 @@ package relay
 
 import (
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
 
 	"github.com/registry-relay/registry-relay/internal/access"
+	"github.com/registry-relay/registry-relay/internal/httpbody"
 	"github.com/registry-relay/registry-relay/internal/oci"
 )
 
@@ -22,8 +22,8 @@ const maxCatalogBytes = 4 << 20
 // filterCatalogLinks). A page may come back shorter than asked for, which
 // the spec allows. A page that cannot be read or parsed is refused rather
 // than passed unfiltered.
-func filterCatalog(resp *http.Response, policy access.RepoPolicy) {
-	if resp.StatusCode != http.StatusOK || (len(policy.Allow) == 0 && len(policy.Deny) == 0) {
+func filterCatalog(resp *http.Response, policy access.RoutePolicy) {
+	if resp.StatusCode != http.StatusOK || (!policy.Closed && len(policy.Repos.Allow) == 0 && len(policy.Repos.Deny) == 0) {
 		return
 	}
 	if resp.Request.Method == http.MethodHead {
@@ -31,13 +31,13 @@ func filterCatalog(resp *http.Response, policy access.RepoPolicy) {
 		resp.ContentLength = -1
 		return
 	}
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxCatalogBytes+1))
+	raw, err := httpbody.Read(resp.Body, maxCatalogBytes)
 	var page map[string]json.RawMessage
 	var repos []string
-	if err == nil && len(raw) <= maxCatalogBytes && json.Unmarshal(raw, &page) == nil && json.Unmarshal(page["repositories"], &repos) == nil {
+	if err == nil && json.Unmarshal(raw, &page) == nil && json.Unmarshal(page["repositories"], &repos) == nil {
 		kept := make([]string, 0, len(repos))
 		for _, name := range repos {
-			if policy.Permits(name) {
+			if policy.PermitsRepo(name) {
 				kept = append(kept, name)
 			}
 		}
@@ -55,7 +55,7 @@ func filterCatalog(resp *http.Response, policy access.RepoPolicy) {
 // repository in its last= parameter: such a link moves on from the last
 // permitted name instead (the next page repeats the refused ones, which
 // are filtered again), and a page with no permitted name ends the listing.
-func filterCatalogLinks(h http.Header, policy access.RepoPolicy, kept []string) {
+func filterCatalogLinks(h http.Header, policy access.RoutePolicy, kept []string) {
 	links := h.Values("Link")
 	if len(links) == 0 {
 		return
@@ -71,7 +71,7 @@ func filterCatalogLinks(h http.Header, policy access.RepoPolicy, kept []string) 
 			continue
 		}
 		q := u.Query()
-		if last := q.Get("last"); last != "" && !policy.Permits(last) {
+		if last := q.Get("last"); last != "" && !policy.PermitsRepo(last) {
 			if len(kept) == 0 {
 				continue
 			}

@@ -80,13 +80,19 @@ func fallbackReason(resp *http.Response, err error) string {
 }
 
 // authHostsOf lists the realm hosts a fallback at u may name besides its
-// own origin: the auth hosts of the routes whose upstream it is (a
-// fallback to registry-1.docker.io brings auth.docker.io).
+// own origin: the auth hosts of the routes whose upstream it is, and of the
+// built-in registry it is (a fallback to registry-1.docker.io brings
+// auth.docker.io even when the Docker Hub route points elsewhere).
 func (rl *Relay) authHostsOf(u *url.URL) []string {
 	var hosts []string
 	for _, r := range rl.routeByName {
 		if registry.SameOrigin(r.Upstream, u) {
 			hosts = append(hosts, r.AuthHosts...)
+		}
+	}
+	for _, b := range registry.Builtins {
+		if up, err := url.Parse(b.Upstream); err == nil && registry.SameOrigin(up, u) {
+			hosts = append(hosts, b.AuthHosts...)
 		}
 	}
 	return hosts

@@ -166,7 +166,7 @@ func (rl *Relay) modifyResponse(resp *http.Response) error {
 	}
 	boundBody(resp, x.kind)
 	if x.kind == oci.KindOther && x.path.Name == "" {
-		filterCatalog(resp, rl.policy(x.route).Repos)
+		filterCatalog(resp, rl.policy(x.route))
 	}
 	rl.opts.Metrics.CountUpstreamBody(resp, x.route.Name)
 	if rl.cache != nil {

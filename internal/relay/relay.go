@@ -42,7 +42,9 @@ type Options struct {
 	TrustedProxies []netip.Prefix
 	// Cache, when not nil, is the pull-through cache.
 	Cache *Cache
-	// Policies are the routes' repository and client lists, by route name.
+	// Policies are the routes' repository and client lists, by route
+	// name. Nil leaves every route unrestricted; otherwise a route missing
+	// from it is refused everything.
 	Policies map[string]access.RoutePolicy
 	// Access, when not nil, holds limits and client authentication.
 	Access *Access
@@ -216,7 +218,7 @@ func (rl *Relay) resolveToken(w http.ResponseWriter, r *http.Request, x *exchang
 		tg.NoAuthToken = true
 		x.route = tg.Route
 	}
-	tg.Permits = rl.policy(tg.Route).Repos.Permits
+	tg.Permits = rl.policy(tg.Route).PermitsRepo
 	return tr, tg, nil
 }
 

@@ -18,11 +18,12 @@ type exchange struct {
 }
 
 // plan is what the relay resolves about a request before it acts: the
-// host's route (observe), the client (guard), the path, the mirror host's
-// route and the upstream request (resolveRegistry, resolveToken), and the
-// client's identity and cache keys (authenticateClient, prepareCache).
-// Each field is written once, by the step named; the upstream transports
-// read none of it (they are built per route).
+// host's route (observe; on the mirror host, replaced once by the route
+// the request resolves to in resolveRegistry or resolveToken), the client
+// (guard), the path and the upstream request (resolveRegistry), and the
+// client's identity and cache keys (authenticateClient, prepareCache,
+// serveFromCache). Nothing after those steps changes it, and the upstream
+// transports read none of it: they are built per route.
 type plan struct {
 	route        *registry.Route
 	mirror       *registry.Mirror // set on the mirror host; route is resolved per request
