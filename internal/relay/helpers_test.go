@@ -66,33 +66,12 @@ func hostOf(rawURL string) string {
 	return strings.TrimPrefix(strings.TrimPrefix(rawURL, "http://"), "https://")
 }
 
-// call sends one request to the relay as if addressed to host.
+// call sends one request to the relay as if addressed to host, within
+// its own deadline (callWithin).
 func call(t *testing.T, srv *httptest.Server, method, host, path string, hdr http.Header) *http.Response {
 	t.Helper()
-	req, err := http.NewRequest(method, srv.URL+path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Host = host
-	for k, v := range hdr {
-		req.Header[k] = v
-	}
-	client := &http.Client{
-		Transport:     srv.Client().Transport,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		// A relay that loops or never refuses fails the test here, not
-		// at the suite's timeout.
-		Timeout: callTimeout,
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	return resp
+	return callWithin(t, srv, method, host, path, hdr, nil)
 }
-
-// callTimeout bounds one call, its body included.
-const callTimeout = 30 * time.Second
 
 type ociErrors struct {
 	Errors []struct {

@@ -2,19 +2,13 @@ package relay_test
 
 import (
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
 
-	"github.com/registry-relay/registry-relay/internal/app"
-	"github.com/registry-relay/registry-relay/internal/config"
-	"github.com/registry-relay/registry-relay/internal/metrics"
 	"github.com/registry-relay/registry-relay/internal/registry"
-	"github.com/registry-relay/registry-relay/internal/relay"
 )
 
 // hostileUpstream answers each repository name with a different kind of
@@ -122,22 +116,6 @@ func TestHostileUpstreams(t *testing.T) {
 	}
 }
 
-// fakeInternet answers for a public upstream that the test cannot reach
-// (registry.example) with a redirect to location, and sends every other
-// request through the relay's real transport.
-type fakeInternet struct {
-	location string
-	real     http.RoundTripper
-}
-
-func (f *fakeInternet) RoundTrip(req *http.Request) (*http.Response, error) {
-	if req.URL.Host != "registry.example" {
-		return f.real.RoundTrip(req)
-	}
-	h := http.Header{"Location": {f.location}}
-	return &http.Response{StatusCode: http.StatusTemporaryRedirect, Header: h, Body: http.NoBody, Request: req}, nil
-}
-
 // TestPublicRouteRedirectToPrivateRefused is the end-to-end view: a route
 // whose upstream is public, redirecting to the relay's own network, gets a
 // 502 naming the reason, and the target is never contacted.
@@ -145,31 +123,16 @@ func TestPublicRouteRedirectToPrivateRefused(t *testing.T) {
 	target, _ := fakeUpstream(t, func(w http.ResponseWriter, r *http.Request) {
 		t.Errorf("the redirect reached %s", r.URL)
 	})
-	cfg, err := config.Load(map[string]string{"RELAY_BASE_DOMAIN": "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	realTransport := app.NewTransport(cfg)
-	defer realTransport.CloseIdleConnections()
 	route := &registry.Route{Name: "public", AccessDomain: "public.test", Upstream: &url.URL{Scheme: "http", Host: "registry.example"}}
 	for _, location := range []string{
 		target.URL + "/blob",
 		strings.Replace(target.URL, "127.0.0.1", "localhost", 1) + "/blob",
 		"http://169.254.169.254/latest/meta-data/",
 	} {
-		rl := relay.New(relay.Options{
-			Routes:       registry.NewTable([]*registry.Route{route}),
-			Metrics:      metrics.New(),
-			Log:          slog.New(slog.NewTextHandler(io.Discard, nil)),
-			Transport:    &fakeInternet{location: location, real: realTransport},
-			MaxRedirects: 5,
-		})
-		srv := httptest.NewServer(rl)
+		srv := publicRelay(t, route, &fakePublic{answer: redirectTo(location)}, false)
 		msg := wantOCIError(t, call(t, srv, "GET", "public.test", "/v2/x/blobs/"+digestA, nil), http.StatusBadGateway, "UNAVAILABLE")
 		if !strings.Contains(msg, "not a public address") {
 			t.Errorf("redirect to %s: message %q does not name the reason", location, msg)
 		}
-		srv.Close()
-		rl.CloseIdleConnections()
 	}
 }

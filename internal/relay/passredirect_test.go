@@ -1,8 +1,6 @@
 package relay_test
 
 import (
-	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -10,56 +8,20 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/registry-relay/registry-relay/internal/app"
-	"github.com/registry-relay/registry-relay/internal/config"
-	"github.com/registry-relay/registry-relay/internal/metrics"
 	"github.com/registry-relay/registry-relay/internal/registry"
-	"github.com/registry-relay/registry-relay/internal/relay"
 )
 
-// redirectingInternet stands in for a public upstream the test cannot
-// reach (registry.example): it answers a blob GET with a 307 to the
-// Location that locations holds for the repository's name, and sends
-// every other request through the relay's real transport.
-type redirectingInternet struct {
-	locations map[string]string
-	real      http.RoundTripper
-}
-
-func (f *redirectingInternet) RoundTrip(req *http.Request) (*http.Response, error) {
-	if req.URL.Host != "registry.example" {
-		return f.real.RoundTrip(req)
-	}
-	name, _, _ := strings.Cut(strings.TrimPrefix(req.URL.Path, "/v2/"), "/blobs/")
-	h := http.Header{"Location": {f.locations[name]}}
-	return &http.Response{StatusCode: http.StatusTemporaryRedirect, Header: h, Body: http.NoBody, Request: req}, nil
-}
-
 // publicRouteRelay serves a relay with one route, public.test, whose
-// upstream is public (registry.example) and redirects as locations says.
+// upstream is public (registry.example) and answers a blob GET with a 307
+// to the Location that locations holds for the repository's name.
 func publicRouteRelay(t *testing.T, locations map[string]string, passBlobRedirects bool) *httptest.Server {
 	t.Helper()
-	cfg, err := config.Load(map[string]string{"RELAY_BASE_DOMAIN": "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	realTransport := app.NewTransport(cfg)
 	route := &registry.Route{Name: "public", AccessDomain: "public.test", Upstream: &url.URL{Scheme: "http", Host: "registry.example"}}
-	rl := relay.New(relay.Options{
-		Routes:            registry.NewTable([]*registry.Route{route}),
-		Metrics:           metrics.New(),
-		Log:               slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Transport:         &redirectingInternet{locations: locations, real: realTransport},
-		MaxRedirects:      5,
-		PassBlobRedirects: passBlobRedirects,
-	})
-	srv := httptest.NewServer(rl)
-	t.Cleanup(func() {
-		srv.Close()
-		rl.CloseIdleConnections()
-		realTransport.CloseIdleConnections()
-	})
-	return srv
+	answer := func(req *http.Request) *http.Response {
+		name, _, _ := strings.Cut(strings.TrimPrefix(req.URL.Path, "/v2/"), "/blobs/")
+		return redirectTo(locations[name])(req)
+	}
+	return publicRelay(t, route, &fakePublic{answer: answer}, passBlobRedirects)
 }
 
 // TestPassedBlobRedirectsAreChecked: with RELAY_PASS_BLOB_REDIRECTS, a

@@ -3,19 +3,13 @@ package relay_test
 import (
 	"encoding/base64"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 
-	"github.com/registry-relay/registry-relay/internal/app"
-	"github.com/registry-relay/registry-relay/internal/config"
-	"github.com/registry-relay/registry-relay/internal/metrics"
 	"github.com/registry-relay/registry-relay/internal/registry"
-	"github.com/registry-relay/registry-relay/internal/relay"
 	"github.com/registry-relay/registry-relay/internal/relaytest"
 )
 
@@ -149,65 +143,6 @@ func TestOverriddenUpstreamRealmsAreAllowListed(t *testing.T) {
 	}
 }
 
-// fakePublic answers for made-up public hosts (registry.example and the
-// like) from a table and sends every other request through the relay's
-// real transport, recording every host it is asked to reach.
-type fakePublic struct {
-	answer func(*http.Request) *http.Response
-	real   http.RoundTripper
-	mu     sync.Mutex
-	hosts  []string
-}
-
-func (f *fakePublic) RoundTrip(req *http.Request) (*http.Response, error) {
-	f.mu.Lock()
-	f.hosts = append(f.hosts, req.URL.Host)
-	f.mu.Unlock()
-	if strings.HasSuffix(req.URL.Hostname(), ".example") {
-		resp := f.answer(req)
-		resp.Request = req
-		return resp, nil
-	}
-	return f.real.RoundTrip(req)
-}
-
-func (f *fakePublic) reached(host string) bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for _, h := range f.hosts {
-		if h == host {
-			return true
-		}
-	}
-	return false
-}
-
-// publicRelay serves a relay whose one route ("public.test") reaches
-// upstream through f, which plays the internet.
-func publicRelay(t *testing.T, route *registry.Route, f *fakePublic) *httptest.Server {
-	t.Helper()
-	cfg, err := config.Load(map[string]string{"RELAY_BASE_DOMAIN": "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	real := app.NewTransport(cfg)
-	f.real = real
-	rl := relay.New(relay.Options{
-		Routes:       registry.NewTable([]*registry.Route{route}),
-		Metrics:      metrics.New(),
-		Log:          slog.New(slog.DiscardHandler),
-		Transport:    f,
-		MaxRedirects: 5,
-	})
-	srv := httptest.NewServer(rl)
-	t.Cleanup(func() {
-		srv.Close()
-		rl.CloseIdleConnections()
-		real.CloseIdleConnections()
-	})
-	return srv
-}
-
 func challengeAnswer(realm string) func(*http.Request) *http.Response {
 	return func(*http.Request) *http.Response {
 		h := http.Header{"Www-Authenticate": {`Bearer realm="` + realm + `",service="svc"`}}
@@ -246,7 +181,7 @@ func TestRealmsOfPublicRoutesStayPublic(t *testing.T) {
 			up, _ := url.Parse(tc.upstream)
 			route := &registry.Route{Name: "public", AccessDomain: "public.test", Upstream: up, AuthHosts: []string{tc.authHost}}
 			f := &fakePublic{answer: challengeAnswer(tc.realm)}
-			srv := publicRelay(t, route, f)
+			srv := publicRelay(t, route, f, false)
 			realmPath := relayRealm(t, srv, "public.test")
 			resp := call(t, srv, http.MethodGet, "public.test", realmPath+"?scope=repository:x:pull&service=svc", nil)
 			body := readAll(t, resp)

@@ -13,7 +13,7 @@ import (
 // exchangeDeadline bounds one request to the relay, body included, so
 // that a test whose check was removed fails instead of waiting for the
 // global go test timeout.
-const exchangeDeadline = 20 * time.Second
+const exchangeDeadline = 30 * time.Second
 
 // callWithin is call with its own deadline and an optional body; it
 // never follows redirects.
