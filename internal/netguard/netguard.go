@@ -135,7 +135,12 @@ func CheckHost(host string) error {
 	if h == "localhost" || strings.HasSuffix(h, ".localhost") {
 		return &RefusedError{Host: host, Reason: Loopback}
 	}
-	a, err := netip.ParseAddr(strings.Trim(h, "[]"))
+	// A literal parses as it is (an IPv6 zone may end in a dot) or with
+	// its trailing dot trimmed ("127.0.0.1.").
+	a, err := netip.ParseAddr(strings.Trim(host, "[]"))
+	if err != nil {
+		a, err = netip.ParseAddr(strings.Trim(h, "[]"))
+	}
 	if err != nil {
 		if numericHost(h) {
 			return &RefusedError{Host: host, Reason: Invalid}
