@@ -42,3 +42,26 @@ func TestRouteWithoutPolicyFailsClosed(t *testing.T) {
 		t.Fatalf("a route with a policy: %d", resp.StatusCode)
 	}
 }
+
+// TestMirrorRequestsCountForTheirRoute: a request on the mirror host is
+// counted, in flight and when done, under the route it resolved to, so
+// the gauge and the counters agree.
+func TestMirrorRequestsCountForTheirRoute(t *testing.T) {
+	release := make(chan struct{})
+	up, _ := fakeUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusOK)
+		w.(http.Flusher).Flush()
+		<-release
+	})
+	relay, a := startRelay(t, hubEnv(up.URL))
+	resp := call(t, relay, http.MethodGet, "mirror.test", "/v2/library/x/blobs/"+digestA, nil)
+	if !scrapeHas(t, a.Gatherer(), `relay_inflight_requests{route="dockerhub"} 1`) {
+		t.Errorf("a mirror-host transfer in flight is not counted for its route:\n%s", scrape(t, a.Gatherer()))
+	}
+	close(release)
+	readAll(t, resp)
+	if !scrapeHas(t, a.Gatherer(), `relay_inflight_requests{route="dockerhub"} 0`) ||
+		!scrapeHas(t, a.Gatherer(), `relay_http_requests_total{code="200",kind="blob",method="GET",route="dockerhub"} 1`) {
+		t.Errorf("after the transfer:\n%s", scrape(t, a.Gatherer()))
+	}
+}

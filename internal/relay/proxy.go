@@ -78,6 +78,7 @@ func (rl *Relay) resolveRegistry(w http.ResponseWriter, r *http.Request, x *exch
 		if err := rl.resolveMirror(x, &p, r.URL.Query().Get("ns")); err != nil {
 			return err
 		}
+		rl.track(x)
 	}
 	up := p
 	if p.Name != "" {

@@ -121,17 +121,20 @@ func (rl *Relay) observe(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		x := &exchange{plan: plan{kind: oci.KindOther, host: r.Host, scheme: rl.publicScheme(r)}}
-		routeName := metrics.NoRoute
 		if route := rl.opts.Routes.Lookup(r.Host); route != nil {
-			x.route, routeName = route, route.Name
+			x.route = route
 		} else if m := rl.opts.Mirror; m != nil && registry.SameHost(r.Host, m.AccessDomain) {
-			x.mirror, routeName = m, metrics.MirrorRoute
+			x.mirror = m
 		}
-		done := rl.opts.Metrics.Begin(routeName)
+		if x.mirror == nil {
+			rl.track(x) // the host names the route: its label is final
+		}
 		rec := &recorder{ResponseWriter: w}
 		defer func() {
 			p := recover()
-			done()
+			if x.done != nil {
+				x.done()
+			}
 			status := rec.status
 			switch {
 			case x.clientGone || (p == http.ErrAbortHandler && r.Context().Err() != nil):
@@ -140,9 +143,7 @@ func (rl *Relay) observe(next http.Handler) http.Handler {
 				status = 0 // the upstream failed mid-body; the client saw the connection cut
 			}
 			elapsed := time.Since(start)
-			if x.route != nil {
-				routeName = x.route.Name // the mirror host's requests count for the route they reached
-			}
+			routeName := x.label()
 			rl.opts.Metrics.Observe(routeName, string(x.kind), r.Method, status, rec.bytes, elapsed.Seconds())
 			rl.log.LogAttrs(r.Context(), slog.LevelInfo, "request",
 				slog.String("route", routeName), slog.String("host", r.Host), slog.String("method", r.Method),
@@ -158,6 +159,24 @@ func (rl *Relay) observe(next http.Handler) http.Handler {
 		next.ServeHTTP(rec, r.WithContext(withExchange(r.Context(), x)))
 	})
 }
+
+// label is the route a request counts for in metrics and the log: the
+// route it reached (on the mirror host, the one it resolved to), "mirror"
+// for a mirror-host request that resolved to none, "none" off any route.
+func (x *exchange) label() string {
+	switch {
+	case x.route != nil:
+		return x.route.Name
+	case x.mirror != nil:
+		return metrics.MirrorRoute
+	}
+	return metrics.NoRoute
+}
+
+// track counts the request as in flight under its label, once that label
+// is final: at the host for a route's own host, once resolved on the
+// mirror host, so that the in-flight gauge and the counters agree.
+func (rl *Relay) track(x *exchange) { x.done = rl.opts.Metrics.Begin(x.label()) }
 
 // resolveRoute answers requests for hosts that no route serves.
 func (rl *Relay) resolveRoute(next http.Handler) http.Handler {
@@ -217,6 +236,7 @@ func (rl *Relay) resolveToken(w http.ResponseWriter, r *http.Request, x *exchang
 		tg.Route, tg.MapName = rl.mirrorTokenTarget(x.mirror, tg.RealmID, tr.Scopes())
 		tg.NoAuthToken = true
 		x.route = tg.Route
+		rl.track(x)
 	}
 	tg.Permits = rl.policy(tg.Route).PermitsRepo
 	return tr, tg, nil

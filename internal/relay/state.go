@@ -46,6 +46,7 @@ type outcome struct {
 	cache          string // how the cache answered: hit, miss, stale, coalesced, bypass
 	upstreamStatus int
 	clientGone     bool
+	done           func() // ends the in-flight count (track)
 }
 
 type exchangeKey struct{}
