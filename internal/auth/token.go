@@ -349,8 +349,11 @@ func (p *TokenProxy) fail(w http.ResponseWriter, r *http.Request, route *registr
 		oci.Err(oci.CodeUnsupported, fmt.Sprintf("the %s upstream does not use token authentication", route.Name)).
 			WithStatus(http.StatusNotFound).ServeHTTP(w, r)
 	case errors.Is(err, ErrRealmRefused):
+		// The upstream names a token service the route may not use: a
+		// gateway fault the operator fixes (the message names the
+		// variable), not a refusal of this client.
 		p.Log.Error("refusing token realm", "route", route.Name, "err", err)
-		oci.BadGateway(oci.CodeDenied, err.Error()).ServeHTTP(w, r)
+		oci.BadGateway(oci.CodeUnavailable, err.Error()).ServeHTTP(w, r)
 	default:
 		p.Log.Warn("token realm discovery failed", "route", route.Name, "err", err)
 		oci.UpstreamError(err).ServeHTTP(w, r)

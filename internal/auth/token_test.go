@@ -285,8 +285,8 @@ func TestTokenProxyDiscoveryFailures(t *testing.T) {
 		{"anonymous upstream", func(string) string { return "" }, http.StatusNotFound, oci.CodeUnsupported},
 		{"basic only", func(string) string { return `Basic realm="registry"` }, http.StatusNotFound, oci.CodeUnsupported},
 		{"unparsable challenge", func(string) string { return `Bearer realm="x` }, http.StatusNotFound, oci.CodeUnsupported},
-		{"realm host not allowed", func(string) string { return `Bearer realm="http://auth.invalid/token"` }, http.StatusBadGateway, oci.CodeDenied},
-		{"realm with userinfo", func(string) string { return `Bearer realm="http://u:p@auth.invalid/token"` }, http.StatusBadGateway, oci.CodeDenied},
+		{"realm host not allowed", func(string) string { return `Bearer realm="http://auth.invalid/token"` }, http.StatusBadGateway, oci.CodeUnavailable},
+		{"realm with userinfo", func(string) string { return `Bearer realm="http://u:p@auth.invalid/token"` }, http.StatusBadGateway, oci.CodeUnavailable},
 		{"token server unreachable", func(string) string { return bearerChallenge(closed.URL) }, http.StatusBadGateway, oci.CodeUnavailable},
 	}
 	for _, tt := range tests {

@@ -134,7 +134,7 @@ func TestOverriddenUpstreamRealmsAreAllowListed(t *testing.T) {
 				t.Errorf("challenge %q; want the relay's bare token endpoint", got)
 			}
 			for _, hdr := range []http.Header{nil, {"Authorization": {"Basic " + base64.StdEncoding.EncodeToString([]byte("alice:pw"))}}} {
-				wantOCIError(t, call(t, relay, http.MethodGet, hubHost, "/token?scope=repository:x:pull&service=svc", hdr), http.StatusBadGateway, "DENIED")
+				wantOCIError(t, call(t, relay, http.MethodGet, hubHost, "/token?scope=repository:x:pull&service=svc", hdr), http.StatusBadGateway, "UNAVAILABLE")
 			}
 		})
 	}
