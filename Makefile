@@ -15,7 +15,7 @@ GOTEST    := $(GO) test -count=1
 export OTEL_SDK_DISABLED := true
 export OTEL_TRACES_EXPORTER := none
 
-.PHONY: all build run demo test test-unit fuzz load lint tools e2e e2e-tools e2e-apt clean
+.PHONY: all build run demo test test-unit fuzz load lint tools e2e e2e-tools e2e-apt s3 clean
 
 all: lint test build
 
@@ -65,6 +65,7 @@ lint:
 	$(GO) vet ./...
 	$(GO) vet -tags e2e ./internal/e2e/...
 	$(GO) vet -tags load ./internal/loadtest/
+	$(GO) vet -tags s3 ./internal/cache/ ./internal/relay/
 
 tools: $(BIN)/crane
 
@@ -76,6 +77,22 @@ $(BIN)/regctl:
 
 $(BIN)/registry:
 	GOBIN=$(BIN) $(GO) install github.com/distribution/distribution/v3/cmd/registry@$(REGISTRY_VER)
+
+# SeaweedFS, the real S3 server the shared cache's tests run against. Its
+# go.mod has replace directives, which go install refuses: the module is
+# downloaded and built where it was copied (minutes on two cores the first
+# time; Go's build cache makes later builds quick).
+WEED_VER := v0.0.0-20261109003541-7506e5f91cd6
+
+$(BIN)/weed:
+	@set -e; dir=$$(cd /tmp && GOFLAGS=-mod=mod $(GO) mod download -json github.com/seaweedfs/seaweedfs@$(WEED_VER) | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$$/\1/p'); \
+	test -n "$$dir"; echo "building SeaweedFS from $$dir"; \
+	rm -rf $(BIN)/weed-src; mkdir -p $(BIN); cp -r "$$dir" $(BIN)/weed-src; chmod -R u+w $(BIN)/weed-src; \
+	cd $(BIN)/weed-src && $(GO) build -o $(BIN)/weed ./weed; rm -rf $(BIN)/weed-src
+
+## s3: the shared cache against a real S3 server (SeaweedFS).
+s3: $(BIN)/weed
+	WEED_BIN=$(BIN)/weed $(GOTEST) -p 1 -tags s3 -race -timeout 15m -run 'S3|Shared' ./internal/cache/ ./internal/relay/
 
 ## e2e: real clients and the OCI conformance suite through the relay binary.
 e2e: e2e-tools

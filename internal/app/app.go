@@ -11,11 +11,15 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
+	"os"
 	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
 
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/registry-relay/registry-relay/internal/access"
@@ -56,7 +60,7 @@ func New(cfg *config.Config, logOut io.Writer) (*App, error) {
 	}
 	m.SetRoutes(routeInfo(cfg))
 	a := &App{cfg: cfg, log: log, registry: reg, transport: NewTransport(cfg)}
-	c, err := newCache(cfg, m)
+	c, err := newCache(cfg, m, log)
 	if err != nil {
 		return nil, err
 	}
@@ -125,22 +129,92 @@ func newAccess(cfg *config.Config, log *slog.Logger) (*relay.Access, error) {
 	return a, nil
 }
 
-// newCache opens the pull-through cache when RELAY_CACHE_DIR is set.
-func newCache(cfg *config.Config, m *metrics.Metrics) (*relay.Cache, error) {
-	if cfg.CacheDir == "" {
+// newCache opens the pull-through cache: on disk (RELAY_CACHE_DIR), in a
+// shared bucket (RELAY_CACHE_S3_*), or the disk in front of the bucket.
+func newCache(cfg *config.Config, m *metrics.Metrics, log *slog.Logger) (*relay.Cache, error) {
+	if cfg.CacheDir == "" && cfg.CacheS3Endpoint == "" {
 		return nil, nil
 	}
-	store, err := cache.OpenDisk(cfg.CacheDir, cfg.CacheMaxBytes, m.Evicted)
-	if err != nil {
-		return nil, fmt.Errorf("RELAY_CACHE_DIR=%s: %w", cfg.CacheDir, err)
+	var disk *cache.Disk
+	if cfg.CacheDir != "" {
+		var err error
+		if disk, err = cache.OpenDisk(cfg.CacheDir, cfg.CacheMaxBytes, m.Evicted); err != nil {
+			return nil, fmt.Errorf("RELAY_CACHE_DIR=%s: %w", cfg.CacheDir, err)
+		}
+		m.SetCacheSize(disk.Size)
 	}
-	m.SetCacheSize(store.Size)
+	var store cache.Store = disk
+	if cfg.CacheS3Endpoint != "" {
+		shared, err := newS3(cfg, log)
+		if err != nil {
+			return nil, err
+		}
+		store = shared
+		if disk != nil {
+			store = &cache.Tiered{Local: disk, Shared: shared}
+		}
+	}
 	tags, authz := cache.NewTags(), cache.NewAuthz(cfg.CacheAuthTTL)
 	tags.Now, authz.Now = cfg.Clock, cfg.Clock
+	fills := cache.NewFills()
+	fills.PublishFailed = func(digest string, err error) {
+		log.Warn("cache: verified content not published; clients were served from the upstream", "digest", digest, "err", err)
+	}
 	return &relay.Cache{
-		Store: store, Fills: cache.NewFills(), Tags: tags, Authz: authz,
+		Store: store, Fills: fills, Tags: tags, Authz: authz,
 		TagTTL: cfg.CacheTagTTL, StaleMax: cfg.CacheStaleMax, FillTimeout: fillTimeout,
 	}, nil
+}
+
+// newS3 connects the shared cache. A bucket that does not exist stops the
+// start, as a typo would; a store that cannot be reached only warns, since
+// the cache steps aside while it is down.
+func newS3(cfg *config.Config, log *slog.Logger) (*cache.S3, error) {
+	u, _ := url.Parse(cfg.CacheS3Endpoint) // validated by config
+	lookup := minio.BucketLookupAuto
+	if cfg.CacheS3PathStyle {
+		lookup = minio.BucketLookupPath
+	}
+	client, err := minio.New(u.Host, &minio.Options{
+		Creds: credentials.NewChainCredentials([]credentials.Provider{
+			&credentials.EnvAWS{}, &credentials.FileAWSCredentials{}, &credentials.IAM{},
+		}),
+		Secure: u.Scheme == "https", Region: cfg.CacheS3Region, BucketLookup: lookup,
+		// A store that is down must cost a request little: fail fast
+		// and let the cache step aside, rather than retry for minutes.
+		MaxRetries: 2, Transport: s3Transport(cfg),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("RELAY_CACHE_S3_ENDPOINT=%s: %w", cfg.CacheS3Endpoint, err)
+	}
+	spool, err := os.MkdirTemp("", "registry-relay-spool-")
+	if err != nil {
+		return nil, fmt.Errorf("a spool directory for RELAY_CACHE_S3_*: %w", err)
+	}
+	store := cache.NewS3(client, cfg.CacheS3Bucket, cfg.CacheS3Prefix, spool)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := store.CheckBucket(ctx); err != nil {
+		if errors.Is(err, cache.ErrNoBucket) {
+			return nil, fmt.Errorf("RELAY_CACHE_S3_BUCKET=%s: %w", cfg.CacheS3Bucket, err)
+		}
+		log.Warn("the shared cache cannot be reached; it steps aside until it can", "endpoint", cfg.CacheS3Endpoint, "err", err)
+	}
+	return store, nil
+}
+
+// s3Transport reaches the shared store: the operator's endpoint, dialled
+// with the upstream bounds (the store is not an upstream: no hop guard).
+func s3Transport(cfg *config.Config) *http.Transport {
+	return &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		TLSHandshakeTimeout:   cfg.TLSTimeout,
+		ResponseHeaderTimeout: cfg.HeaderTimeout,
+		MaxIdleConnsPerHost:   64,
+		IdleConnTimeout:       90 * time.Second,
+		DisableCompression:    true,
+	}
 }
 
 // fillTimeout bounds one upstream transfer into the cache: generous, as a

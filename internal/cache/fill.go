@@ -18,6 +18,12 @@ var ErrAbandoned = errors.New("fill abandoned: no client reads it")
 // the body to Start. Every request, the leader's included, then reads the
 // spool file as it grows, so bytes reach all clients as they arrive.
 type Fills struct {
+	// PublishFailed, when set, is told of content that verified but could
+	// not be published (a store that is full, slow or down): its readers
+	// still get the whole, verified body, since the cache is an
+	// optimisation and its fault is never the client's.
+	PublishFailed func(digest string, err error)
+
 	mu     sync.Mutex
 	active map[string]*Fill
 }
@@ -138,13 +144,28 @@ func (f *Fill) copy(body io.ReadCloser, w Writer, onBytes func(int)) {
 		err = ErrAbandoned
 	}
 	if err == nil {
-		err = w.Commit()
+		err = f.publish(w)
 	} else {
 		w.Abort()
 	}
 	f.fills.remove(f)
 	f.update(0, true, err)
 	f.release()
+}
+
+// publish commits w. Bytes that do not match the digest fail the fill
+// (its readers get an error, never a wrong body); bytes that verified but
+// could not be stored do not: the readers finish, and PublishFailed hears
+// of it.
+func (f *Fill) publish(w Writer) error {
+	err := w.Commit()
+	if err == nil || errors.Is(err, ErrDigestMismatch) {
+		return err
+	}
+	if f.fills.PublishFailed != nil {
+		f.fills.PublishFailed(f.digest, err)
+	}
+	return nil
 }
 
 func (f *Fill) transfer(body io.Reader, w Writer, onBytes func(int)) error {

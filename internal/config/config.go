@@ -69,6 +69,14 @@ type Config struct {
 	CacheStaleMax time.Duration `env:"RELAY_CACHE_STALE_MAX" envDefault:"24h"`
 	CacheAuthTTL  time.Duration `env:"RELAY_CACHE_AUTH_TTL" envDefault:"1m"`
 	CacheMaxBytes int64         `env:"-"`
+	// The shared cache in an S3-compatible bucket, alone or behind
+	// CacheDir. Credentials come from the standard AWS variables, files
+	// and web identity.
+	CacheS3Endpoint  string `env:"RELAY_CACHE_S3_ENDPOINT"`
+	CacheS3Bucket    string `env:"RELAY_CACHE_S3_BUCKET"`
+	CacheS3Prefix    string `env:"RELAY_CACHE_S3_PREFIX"`
+	CacheS3Region    string `env:"RELAY_CACHE_S3_REGION"`
+	CacheS3PathStyle bool   `env:"RELAY_CACHE_S3_PATH_STYLE" envDefault:"false"`
 	// The mirror host: Docker registry-mirrors, containerd ?ns=, podman
 	// location prefixes and "relay/gcr.io/x/y" path prefixes.
 	MirrorEnabled  bool   `env:"MIRROR_ENABLED" envDefault:"true"`
@@ -160,6 +168,9 @@ func (c *Config) validate() error {
 		return fmt.Errorf("RELAY_CACHE_MAX_BYTES=%q: want a positive size such as 50GiB or 2000000000", c.CacheMaxSize)
 	}
 	c.CacheMaxBytes = n
+	if err := c.validateS3(); err != nil {
+		return err
+	}
 	if err := c.loadAccess(); err != nil {
 		return err
 	}
@@ -230,4 +241,28 @@ func explain(err error, prefix string, v any) error {
 		msgs = append(msgs, e.Error())
 	}
 	return errors.New("invalid configuration: " + strings.Join(msgs, "; "))
+}
+
+// validateS3 checks the shared cache's settings: an endpoint needs a
+// bucket, and is an http(s) base URL or a bare host (https).
+func (c *Config) validateS3() error {
+	if c.CacheS3Endpoint == "" {
+		if c.CacheS3Bucket != "" {
+			return errors.New("RELAY_CACHE_S3_BUCKET is set without RELAY_CACHE_S3_ENDPOINT")
+		}
+		return nil
+	}
+	if c.CacheS3Bucket == "" {
+		return errors.New("RELAY_CACHE_S3_ENDPOINT is set without RELAY_CACHE_S3_BUCKET")
+	}
+	if !strings.Contains(c.CacheS3Endpoint, "://") {
+		c.CacheS3Endpoint = "https://" + c.CacheS3Endpoint
+	}
+	if _, err := ParseUpstream(c.CacheS3Endpoint); err != nil {
+		return fmt.Errorf("RELAY_CACHE_S3_ENDPOINT=%q: %w", c.CacheS3Endpoint, err)
+	}
+	if p := strings.Trim(c.CacheS3Prefix, "/"); p != "" {
+		c.CacheS3Prefix = p + "/"
+	}
+	return nil
 }

@@ -152,6 +152,12 @@ func TestLoadRoutes(t *testing.T) {
 			t.Errorf("built-in dockerhub auth hosts %q", hub.AuthHosts)
 		}
 	})
+	t.Run("shared cache", func(t *testing.T) {
+		c := load(t, map[string]string{"RELAY_CACHE_S3_ENDPOINT": "s3.example:9000", "RELAY_CACHE_S3_BUCKET": "relay", "RELAY_CACHE_S3_PREFIX": "/fleet-a/"})
+		if c.CacheS3Endpoint != "https://s3.example:9000" || c.CacheS3Prefix != "fleet-a/" || c.CacheS3PathStyle {
+			t.Errorf("endpoint %q prefix %q path style %v", c.CacheS3Endpoint, c.CacheS3Prefix, c.CacheS3PathStyle)
+		}
+	})
 	t.Run("trusted proxies", func(t *testing.T) {
 		c := load(t, map[string]string{"RELAY_TRUSTED_PROXIES": "10.0.0.0/8, 192.168.1.7,fd00::1/64"})
 		want := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.168.1.7/32"), netip.MustParsePrefix("fd00::/64")}
@@ -185,6 +191,12 @@ func TestLoadErrors(t *testing.T) {
 			[]string{"GCR_ACCESS_DOMAIN", "QUAY_ACCESS_DOMAIN"}},
 		{"bad access domain", map[string]string{"MCR_ACCESS_DOMAIN": "mcr.example/x"}, []string{"MCR_ACCESS_DOMAIN"}},
 		{"bad auth host", map[string]string{"QUAY_AUTH_HOSTS": "https://a.example"}, []string{"QUAY_AUTH_HOSTS"}},
+		{"s3 endpoint without bucket", map[string]string{"RELAY_CACHE_S3_ENDPOINT": "s3.example"}, []string{"RELAY_CACHE_S3_BUCKET"}},
+		{"s3 bucket without endpoint", map[string]string{"RELAY_CACHE_S3_BUCKET": "b"}, []string{"RELAY_CACHE_S3_ENDPOINT"}},
+		{"s3 endpoint with a path", map[string]string{"RELAY_CACHE_S3_ENDPOINT": "https://s3.example/b", "RELAY_CACHE_S3_BUCKET": "b"},
+			[]string{"RELAY_CACHE_S3_ENDPOINT"}},
+		{"s3 endpoint not http", map[string]string{"RELAY_CACHE_S3_ENDPOINT": "ftp://s3.example", "RELAY_CACHE_S3_BUCKET": "b"},
+			[]string{"RELAY_CACHE_S3_ENDPOINT"}},
 		{"auth host with a path", map[string]string{"QUAY_AUTH_HOSTS": "a.example/token"}, []string{"QUAY_AUTH_HOSTS"}},
 		{"auth host with a bad port", map[string]string{"QUAY_AUTH_HOSTS": "a.example:99999"}, []string{"QUAY_AUTH_HOSTS"}},
 		{"bare IPv6 auth host", map[string]string{"QUAY_AUTH_HOSTS": "::1"}, []string{"QUAY_AUTH_HOSTS", "brackets"}},
