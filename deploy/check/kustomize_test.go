@@ -2,8 +2,10 @@ package check
 
 import (
 	"fmt"
+	"maps"
 	"net"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -98,7 +100,7 @@ func TestKustomize(t *testing.T) {
 	}
 	domains := map[string]string{}
 	var trusted string
-	for _, dir := range []string{"deploy/k8s/base", "deploy/k8s/overlays/example"} {
+	for _, dir := range []string{"deploy/k8s/base", "deploy/k8s/overlays/example", "deploy/k8s/overlays/shared-cache"} {
 		t.Run(dir, func(t *testing.T) {
 			m := build(t, dir)
 			env := m.cm.Data
@@ -107,7 +109,13 @@ func TestKustomize(t *testing.T) {
 			if dir == "deploy/k8s/overlays/example" {
 				trusted = env["RELAY_TRUSTED_PROXIES"]
 			}
-			// Starting the relay with the ConfigMap proves it accepts every value.
+			// Starting the relay with the ConfigMap proves it accepts every
+			// value; a shared cache's endpoint is pointed at loopback, where
+			// nothing answers, so the check reaches no real store.
+			if env["RELAY_CACHE_S3_ENDPOINT"] != "" {
+				env = maps.Clone(env)
+				env["RELAY_CACHE_S3_ENDPOINT"] = "http://127.0.0.1:1"
+			}
 			hosts := servedHosts(t, vars, env)
 			var served []string
 			for _, r := range startRelay(t, env).servedRoutes(t) {
@@ -123,6 +131,9 @@ func TestKustomize(t *testing.T) {
 			checkAvailability(t, m)
 			checkNetworkPolicy(t, m, vars)
 			checkTrustedProxies(t, m)
+			if dir == "deploy/k8s/overlays/shared-cache" {
+				checkSharedCache(t, m)
+			}
 		})
 	}
 	if trusted == "" {
@@ -221,4 +232,30 @@ func duration(t *testing.T, s string) time.Duration {
 		t.Fatal(fmt.Errorf("duration %q: %w", s, err))
 	}
 	return d
+}
+
+// checkSharedCache: the s3-cache component turns the shared cache on with
+// the disk in front, and takes credentials from an optional Secret (or the
+// pod's workload identity), never from the ConfigMap.
+func checkSharedCache(t *testing.T, m manifests) {
+	t.Helper()
+	env := m.cm.Data
+	if env["RELAY_CACHE_S3_ENDPOINT"] == "" || env["RELAY_CACHE_S3_BUCKET"] == "" || env["RELAY_CACHE_DIR"] == "" {
+		t.Errorf("the shared-cache overlay's ConfigMap: endpoint %q, bucket %q, dir %q; want the bucket with the disk in front",
+			env["RELAY_CACHE_S3_ENDPOINT"], env["RELAY_CACHE_S3_BUCKET"], env["RELAY_CACHE_DIR"])
+	}
+	for k := range env {
+		if strings.HasPrefix(k, "AWS_") {
+			t.Errorf("the ConfigMap holds %s: credentials belong in the Secret", k)
+		}
+	}
+	var secret bool
+	for _, from := range m.deploy.Spec.Template.Spec.Containers[0].EnvFrom {
+		if from.SecretRef != nil && from.SecretRef.Name == "registry-relay-s3" && from.SecretRef.Optional != nil && *from.SecretRef.Optional {
+			secret = true
+		}
+	}
+	if !secret {
+		t.Error("the relay container does not read the optional registry-relay-s3 Secret")
+	}
 }

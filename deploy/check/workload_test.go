@@ -30,8 +30,11 @@ func checkDeployment(t *testing.T, m manifests, vars relayVars) {
 	if c.Image == "" {
 		t.Error("deployment: no image")
 	}
-	if len(c.EnvFrom) != 1 || c.EnvFrom[0].ConfigMapRef == nil || c.EnvFrom[0].ConfigMapRef.Name != m.cm.Name {
-		t.Errorf("container: want envFrom the ConfigMap %s", m.cm.Name)
+	// The ConfigMap first; only Secrets (the shared cache's credentials)
+	// may follow it.
+	if len(c.EnvFrom) == 0 || c.EnvFrom[0].ConfigMapRef == nil || c.EnvFrom[0].ConfigMapRef.Name != m.cm.Name ||
+		slices.ContainsFunc(c.EnvFrom[1:], func(e corev1.EnvFromSource) bool { return e.SecretRef == nil }) {
+		t.Errorf("container: want envFrom the ConfigMap %s, then Secrets only", m.cm.Name)
 	}
 	listen, admin := port(t, vars.effective(m.cm.Data, "RELAY_LISTEN")), port(t, vars.effective(m.cm.Data, "RELAY_ADMIN_LISTEN"))
 	if got := containerPort(c, intstr.FromString("registry")); got != listen {

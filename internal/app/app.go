@@ -13,8 +13,10 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -157,8 +159,10 @@ func newCache(cfg *config.Config, m *metrics.Metrics, log *slog.Logger) (*relay.
 	tags, authz := cache.NewTags(), cache.NewAuthz(cfg.CacheAuthTTL)
 	tags.Now, authz.Now = cfg.Clock, cfg.Clock
 	fills := cache.NewFills()
+	episode := &faultEpisode{log: log, every: time.Minute}
 	fills.PublishFailed = func(digest string, err error) {
-		log.Warn("cache: verified content not published; clients were served from the upstream", "digest", digest, "err", err)
+		m.PublishFailed()
+		episode.report(digest, err)
 	}
 	return &relay.Cache{
 		Store: store, Fills: fills, Tags: tags, Authz: authz,
@@ -187,7 +191,13 @@ func newS3(cfg *config.Config, log *slog.Logger) (*cache.S3, error) {
 	if err != nil {
 		return nil, fmt.Errorf("RELAY_CACHE_S3_ENDPOINT=%s: %w", cfg.CacheS3Endpoint, err)
 	}
-	spool, err := os.MkdirTemp("", "registry-relay-spool-")
+	// Fills spool next to the disk cache when there is one (the one
+	// writable path of a hardened pod), else in $TMPDIR.
+	spoolParent := ""
+	if cfg.CacheDir != "" {
+		spoolParent = filepath.Join(cfg.CacheDir, "tmp")
+	}
+	spool, err := os.MkdirTemp(spoolParent, "s3-spool-")
 	if err != nil {
 		return nil, fmt.Errorf("a spool directory for RELAY_CACHE_S3_*: %w", err)
 	}
@@ -201,6 +211,33 @@ func newS3(cfg *config.Config, log *slog.Logger) (*cache.S3, error) {
 		log.Warn("the shared cache cannot be reached; it steps aside until it can", "endpoint", cfg.CacheS3Endpoint, "err", err)
 	}
 	return store, nil
+}
+
+// faultEpisode logs a cache fault once per episode (at most once per
+// every), with how many went unlogged since: a store that is down fails
+// every fill, and one line a minute says so as well as thousands would.
+// The metric counts each one.
+type faultEpisode struct {
+	log    *slog.Logger
+	every  time.Duration
+	mu     sync.Mutex
+	last   time.Time
+	silent int
+}
+
+func (e *faultEpisode) report(digest string, err error) {
+	e.mu.Lock()
+	now := time.Now()
+	if now.Sub(e.last) < e.every {
+		e.silent++
+		e.mu.Unlock()
+		return
+	}
+	silent := e.silent
+	e.last, e.silent = now, 0
+	e.mu.Unlock()
+	e.log.Warn("cache: verified content could not be stored; its clients were served all the same (the cache steps aside)",
+		"digest", digest, "err", err, "unlogged_since_last", silent)
 }
 
 // s3Transport reaches the shared store: the operator's endpoint, dialled

@@ -43,10 +43,11 @@ type Metrics struct {
 	denied *prometheus.CounterVec
 	limits *prometheus.GaugeVec
 
-	cacheRequests  *prometheus.CounterVec
-	cacheEvictions prometheus.Counter
-	upstreamBytes  *prometheus.CounterVec
-	cacheSize      atomic.Pointer[func() int64]
+	cacheRequests        *prometheus.CounterVec
+	cachePublishFailures prometheus.Counter
+	cacheEvictions       prometheus.Counter
+	upstreamBytes        *prometheus.CounterVec
+	cacheSize            atomic.Pointer[func() int64]
 }
 
 // New creates the collectors; nothing is registered until Register.
@@ -86,6 +87,9 @@ func New() *Metrics {
 		cacheEvictions: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "relay_cache_evictions_total", Help: "Cache entries evicted to stay under RELAY_CACHE_MAX_BYTES.",
 		}),
+		cachePublishFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "relay_cache_publish_failures_total", Help: "Verified content the cache could not store (store full, slow or down); its clients were served all the same.",
+		}),
 		upstreamBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "relay_upstream_bytes_total", Help: "Response body bytes read from upstreams.",
 		}, []string{"route"}),
@@ -102,7 +106,7 @@ func (m *Metrics) Register(reg prometheus.Registerer) error {
 		reg.Register(m.bytesSent), reg.Register(m.inflight), reg.Register(m.routeInfo),
 		reg.Register(m.fallback), reg.Register(m.rateLimit),
 		reg.Register(m.denied), reg.Register(m.limits),
-		reg.Register(m.cacheRequests), reg.Register(m.cacheEvictions), reg.Register(m.upstreamBytes),
+		reg.Register(m.cacheRequests), reg.Register(m.cacheEvictions), reg.Register(m.cachePublishFailures), reg.Register(m.upstreamBytes),
 		reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "relay_cache_bytes", Help: "Bytes of content in the cache.",
 		}, func() float64 {
@@ -191,6 +195,9 @@ func (m *Metrics) SetLimits(rate float64, burst, transfers int) {
 func (m *Metrics) Cache(route, kind, result string) {
 	m.cacheRequests.WithLabelValues(route, kind, result).Inc()
 }
+
+// PublishFailed counts content the cache verified but could not store.
+func (m *Metrics) PublishFailed() { m.cachePublishFailures.Inc() }
 
 // Evicted counts one cache eviction.
 func (m *Metrics) Evicted(int64) { m.cacheEvictions.Inc() }
