@@ -29,6 +29,7 @@ import (
 	"github.com/registry-relay/registry-relay/internal/config"
 	"github.com/registry-relay/registry-relay/internal/metrics"
 	"github.com/registry-relay/registry-relay/internal/netguard"
+	"github.com/registry-relay/registry-relay/internal/peers"
 	"github.com/registry-relay/registry-relay/internal/registry"
 	"github.com/registry-relay/registry-relay/internal/relay"
 )
@@ -70,6 +71,12 @@ func New(cfg *config.Config, logOut io.Writer) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
+	var ring *peers.Ring
+	if len(cfg.Peers) > 0 {
+		if ring, err = peers.New(cfg.Peers, cfg.PeerSelf, cfg.PeerSecret, nil); err != nil {
+			return nil, fmt.Errorf("RELAY_PEERS: %w", err)
+		}
+	}
 	a.relay = relay.New(relay.Options{
 		Routes:              registry.NewTable(cfg.Routes),
 		Mirror:              cfg.Mirror,
@@ -84,6 +91,7 @@ func New(cfg *config.Config, logOut io.Writer) (*App, error) {
 		Cache:               c,
 		Access:              acc,
 		Policies:            cfg.Policies,
+		Peers:               ring,
 	})
 	m.SetLimits(cfg.RateLimit, cfg.RateBurst, cfg.MaxTransfersPerIP)
 	a.main = &http.Server{

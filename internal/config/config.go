@@ -3,11 +3,13 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math"
 	"net"
 	"net/netip"
+	"os"
 	"reflect"
 	"strconv"
 	"strings"
@@ -77,6 +79,12 @@ type Config struct {
 	CacheS3Prefix    string `env:"RELAY_CACHE_S3_PREFIX"`
 	CacheS3Region    string `env:"RELAY_CACHE_S3_REGION"`
 	CacheS3PathStyle bool   `env:"RELAY_CACHE_S3_PATH_STYLE" envDefault:"false"`
+	// The other replicas of this relay, among which each blob has one
+	// owner that fills it for the fleet (base URLs, this one's included).
+	Peers          []string `env:"RELAY_PEERS" envSeparator:","`
+	PeerSelf       string   `env:"RELAY_PEER_SELF"`
+	PeerSecretFile string   `env:"RELAY_PEER_SECRET_FILE"`
+	PeerSecret     []byte   `env:"-"`
 	// The mirror host: Docker registry-mirrors, containerd ?ns=, podman
 	// location prefixes and "relay/gcr.io/x/y" path prefixes.
 	MirrorEnabled  bool   `env:"MIRROR_ENABLED" envDefault:"true"`
@@ -171,6 +179,9 @@ func (c *Config) validate() error {
 	if err := c.validateS3(); err != nil {
 		return err
 	}
+	if err := c.loadPeers(); err != nil {
+		return err
+	}
 	if err := c.loadAccess(); err != nil {
 		return err
 	}
@@ -263,6 +274,29 @@ func (c *Config) validateS3() error {
 	}
 	if p := strings.Trim(c.CacheS3Prefix, "/"); p != "" {
 		c.CacheS3Prefix = p + "/"
+	}
+	return nil
+}
+
+// loadPeers reads the fleet's settings: RELAY_PEERS needs this replica's
+// own address among them and a shared secret (32+ bytes), which peers'
+// requests to each other are signed with.
+func (c *Config) loadPeers() error {
+	c.Peers = trimAll(c.Peers)
+	switch {
+	case len(c.Peers) == 0 && c.PeerSelf == "" && c.PeerSecretFile == "":
+		return nil
+	case len(c.Peers) == 0:
+		return errors.New("RELAY_PEER_SELF or RELAY_PEER_SECRET_FILE is set without RELAY_PEERS")
+	case c.PeerSelf == "" || c.PeerSecretFile == "":
+		return errors.New("RELAY_PEERS needs RELAY_PEER_SELF (this replica's own address among them) and RELAY_PEER_SECRET_FILE")
+	}
+	raw, err := os.ReadFile(c.PeerSecretFile)
+	if err != nil {
+		return fmt.Errorf("RELAY_PEER_SECRET_FILE: %w", err)
+	}
+	if c.PeerSecret = bytes.TrimSpace(raw); len(c.PeerSecret) < 32 {
+		return fmt.Errorf("RELAY_PEER_SECRET_FILE %s: want at least 32 bytes of secret, got %d", c.PeerSecretFile, len(c.PeerSecret))
 	}
 	return nil
 }

@@ -21,6 +21,7 @@ var allowed = map[string][]string{
 	"internal/metrics":   nil, // collectors and the admin listener
 	"internal/lru":       nil, // the one bounded expiring table
 	"internal/httpbody":  nil, // bounded reads and drains
+	"internal/peers":     nil, // the fleet: who owns a blob, and peers' proofs
 	"internal/relaytest": nil, // test servers: never linked into the binary
 
 	"internal/cache":        {"internal/lru"},
@@ -28,9 +29,9 @@ var allowed = map[string][]string{
 	"internal/upstreamauth": {"internal/auth", "internal/httpbody", "internal/lru", "internal/registry"},
 	"internal/config":       {"internal/access", "internal/oci", "internal/registry"},
 	"internal/relay": {"internal/access", "internal/auth", "internal/cache", "internal/httpbody", "internal/lru",
-		"internal/metrics", "internal/netguard", "internal/oci", "internal/registry", "internal/upstreamauth"},
+		"internal/metrics", "internal/netguard", "internal/oci", "internal/peers", "internal/registry", "internal/upstreamauth"},
 	"internal/app": {"internal/access", "internal/cache", "internal/config", "internal/metrics", "internal/netguard",
-		"internal/registry", "internal/relay"},
+		"internal/peers", "internal/registry", "internal/relay"},
 
 	"cmd/registry-relay": {"internal/app", "internal/config"},
 	"cmd/relay-bench":    {"internal/relaytest"},

@@ -86,6 +86,10 @@ func (rl *Relay) guard(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		x := exchangeFrom(r.Context())
 		x.clientIP = access.ClientIP(r, rl.opts.TrustedProxies)
+		if x.fromPeer = rl.fromPeer(r); x.fromPeer {
+			next.ServeHTTP(w, r) // the replica that forwarded it decided
+			return
+		}
 		f := rl.rateVerdict(x)
 		if f == nil && x.mirror == nil && x.route != nil {
 			f = rl.clientVerdict(x)
@@ -129,6 +133,9 @@ func (rl *Relay) repoVerdict(x *exchange) *refusal {
 // mirror host's client list (its route is known only now), the route's
 // repository lists, and relay-level client authentication.
 func (rl *Relay) admit(r *http.Request, x *exchange) *refusal {
+	if x.fromPeer {
+		return rl.repoVerdict(x) // the forwarding replica admitted the client
+	}
 	if x.mirror != nil {
 		if f := rl.clientVerdict(x); f != nil {
 			return f
@@ -144,8 +151,8 @@ func (rl *Relay) admit(r *http.Request, x *exchange) *refusal {
 // limit; release must be called when it ends.
 func (rl *Relay) startTransfer(r *http.Request, x *exchange) (release func(), f *refusal) {
 	a := rl.opts.Access
-	if a == nil || a.Limiter == nil || x.kind != oci.KindBlob || r.Method != http.MethodGet {
-		return func() {}, nil
+	if a == nil || a.Limiter == nil || x.kind != oci.KindBlob || r.Method != http.MethodGet || x.fromPeer {
+		return func() {}, nil // a peer's forwarded fill: the client's slot is held there
 	}
 	release, ok := a.Limiter.StartTransfer(x.clientIP)
 	if !ok {

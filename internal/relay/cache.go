@@ -127,6 +127,11 @@ func (rl *Relay) cachedBlob(w http.ResponseWriter, r *http.Request, x *exchange)
 	if r.Method == http.MethodHead || r.Header.Get("Range") != "" || !rl.authorized(r, x) {
 		return false
 	}
+	if rl.opts.Peers != nil && !x.fromPeer {
+		if owner, self := rl.opts.Peers.Owner(x.route.Name + "\x00" + digest); !self && rl.forwardToOwner(w, r, x, owner) {
+			return true
+		}
+	}
 	fill, leader := rl.cache.Fills.Join(x.route.Name, digest)
 	result, body, size := cacheMiss, io.ReadCloser(nil), int64(-1)
 	if leader {

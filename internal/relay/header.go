@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/registry-relay/registry-relay/internal/oci"
+	"github.com/registry-relay/registry-relay/internal/peers"
 )
 
 // hopByHop are the headers that belong to one connection (RFC 9110
@@ -48,6 +49,7 @@ func upstreamHeader(h http.Header) *oci.Error {
 	}
 	h.Del("Cookie")
 	h.Del("X-Real-Ip")
+	h.Del(peers.Header) // between replicas only, never to an upstream
 	// Bodies are relayed and cached byte-exact, as their digests name
 	// them: an encoded answer would be stored under the hash of its
 	// encoding and served to clients that never asked for it.

@@ -16,6 +16,7 @@ import (
 	"github.com/registry-relay/registry-relay/internal/auth"
 	"github.com/registry-relay/registry-relay/internal/metrics"
 	"github.com/registry-relay/registry-relay/internal/oci"
+	"github.com/registry-relay/registry-relay/internal/peers"
 	"github.com/registry-relay/registry-relay/internal/registry"
 )
 
@@ -42,6 +43,11 @@ type Options struct {
 	TrustedProxies []netip.Prefix
 	// Cache, when not nil, is the pull-through cache.
 	Cache *Cache
+	// Peers, when not nil, are the other replicas of this relay: a blob
+	// miss is filled once, by the digest's owner among them.
+	Peers *peers.Ring
+	// PeerTransport reaches the peers (Transport when nil).
+	PeerTransport http.RoundTripper
 	// Policies are the routes' repository and client lists, by route
 	// name. Nil leaves every route unrestricted; otherwise a route missing
 	// from it is refused everything.
@@ -55,6 +61,9 @@ type Relay struct {
 	opts        Options
 	routeByName map[string]*registry.Route
 	log         *slog.Logger
+	// peerTransport reaches the other replicas (the operator's own
+	// addresses, named in RELAY_PEERS).
+	peerTransport http.RoundTripper
 	// upstreams holds each route's upstream chain, by route name.
 	upstreams map[string]*upstream
 	// hops carries every request to a host an upstream chose.
@@ -91,6 +100,10 @@ func New(opts Options) *Relay {
 		}
 		return &steeredTransport{guard: rl.hops, route: r} // never unguarded, whatever route it is
 	}}
+	rl.peerTransport = opts.PeerTransport
+	if rl.peerTransport == nil {
+		rl.peerTransport = opts.Transport
+	}
 	rl.upstreams = map[string]*upstream{}
 	for name, route := range rl.routeByName {
 		rl.upstreams[name] = rl.newUpstream(route)

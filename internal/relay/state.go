@@ -39,6 +39,7 @@ type plan struct {
 	authKey      string // the client's identity for this object, for cache authorization
 	tagKey       string // the tag resolution this request asks for, if any
 	capture      bool   // a miss whose answer the cache keeps (serveFromCache)
+	fromPeer     bool   // forwarded by another replica, which admitted the client (guard)
 }
 
 // outcome is what happened, as the access log and metrics report it.
