@@ -30,6 +30,7 @@ type blobUpstream struct {
 	blob     []byte
 	digest   string
 	gets     atomic.Int32
+	sent     atomic.Int64 // body bytes written, over every request
 	mode     atomic.Value // "", "die", "corrupt"
 	chunk    int
 	pause    time.Duration
@@ -52,16 +53,24 @@ func (u *blobUpstream) serve(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
+	start := 0
+	if rg, ok := strings.CutPrefix(r.Header.Get("Range"), "bytes="); ok && strings.HasSuffix(rg, "-") {
+		start, _ = strconv.Atoi(strings.TrimSuffix(rg, "-"))
+		w.Header().Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", start, len(u.blob)-1, len(u.blob)))
+	}
 	if u.mode.Load().(string) != "chunked" {
-		w.Header().Set("Content-Length", strconv.Itoa(len(u.blob)))
+		w.Header().Set("Content-Length", strconv.Itoa(len(u.blob)-start))
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")
 	if r.Method == http.MethodHead {
 		return
 	}
 	u.gets.Add(1)
+	if start > 0 {
+		w.WriteHeader(http.StatusPartialContent)
+	}
 	mode := u.mode.Load().(string)
-	for off := 0; off < len(u.blob); off += u.chunk {
+	for off := start; off < len(u.blob); off += u.chunk {
 		if mode == "die" && off >= len(u.blob)/2 {
 			panic(http.ErrAbortHandler)
 		}
@@ -69,7 +78,11 @@ func (u *blobUpstream) serve(w http.ResponseWriter, r *http.Request) {
 		if mode == "corrupt" && off == 0 {
 			part = append([]byte{part[0] ^ 0xff}, part[1:]...)
 		}
-		_, _ = w.Write(part)
+		n, err := w.Write(part)
+		u.sent.Add(int64(n))
+		if err != nil {
+			return
+		}
 		w.(http.Flusher).Flush()
 		time.Sleep(u.pause)
 	}

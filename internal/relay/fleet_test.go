@@ -152,3 +152,67 @@ func TestForgedPeerProofBypassesNothing(t *testing.T) {
 		t.Fatalf("the upstream saw %v", got)
 	}
 }
+
+// TestFleetResumesWhenTheOwnerDies: the owner of a blob is cut off
+// half-way through a pull forwarded to it; the forwarding replica takes
+// the rest from the upstream by Range, and its client gets the whole,
+// verified blob, for well under twice the upstream bytes.
+func TestFleetResumesWhenTheOwnerDies(t *testing.T) {
+	const size = 4 << 20
+	up := newBlobUpstream(t, size, 64<<10, 5*time.Millisecond)
+	fleet := startFleet(t, 2, hubEnv(up.srv.URL))
+	ring, err := peers.New([]string{fleet[0].URL, fleet[1].URL}, fleet[0].URL, []byte(strings.Repeat("s", 40)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	owner, other := fleet[0], fleet[1]
+	if o, _ := ring.Owner("dockerhub\x00" + up.digest); o.String() == fleet[1].URL {
+		owner, other = fleet[1], fleet[0]
+	}
+	half := make(chan struct{})
+	done := make(chan string, 1)
+	go func() {
+		got, err := getBlobUntil(other, up.digest, size/2, half)
+		if err != nil {
+			got = err.Error()
+		}
+		done <- got
+	}()
+	select {
+	case <-half:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the pull never got half-way")
+	}
+	owner.CloseClientConnections()
+	select {
+	case got := <-done:
+		if got != up.digest {
+			t.Fatalf("with the owner cut off half-way: %s", got)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the pull did not finish")
+	}
+	if sent := up.sent.Load(); sent > size*3/2 {
+		t.Errorf("the upstream sent %d bytes for a %d-byte blob (over 1.5x)", sent, size)
+	}
+}
+
+// getBlobUntil is getBlob that closes half once at least n bytes arrived.
+func getBlobUntil(relay *httptest.Server, digest string, n int64, half chan<- struct{}) (string, error) {
+	req, _ := http.NewRequest("GET", relay.URL+"/v2/library/x/blobs/"+digest, nil)
+	req.Host = hubHost
+	resp, err := relay.Client().Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	h := sha256.New()
+	if _, err := io.CopyN(h, resp.Body, n); err != nil {
+		return "", err
+	}
+	close(half)
+	if _, err := io.Copy(h, resp.Body); err != nil {
+		return "", err
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
+}

@@ -1,10 +1,17 @@
 package relay
 
 import (
+	"fmt"
+	"hash"
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
+	"strings"
 
+	godigest "github.com/opencontainers/go-digest"
+
+	"github.com/registry-relay/registry-relay/internal/httpbody"
 	"github.com/registry-relay/registry-relay/internal/peers"
 )
 
@@ -58,13 +65,107 @@ func (rl *Relay) forwardToOwner(w http.ResponseWriter, r *http.Request, x *excha
 	}
 	h.Set("X-Relay-Cache", cachePeer)
 	w.WriteHeader(resp.StatusCode)
+	if resp.StatusCode != http.StatusOK {
+		_, _ = io.Copy(flushWriter{w}, io.LimitReader(resp.Body, httpbody.MaxError))
+		return true
+	}
+	// The bytes are hashed on their way and the last one held back until
+	// they match the digest: if the owner dies half-way, the rest comes
+	// from the upstream by Range, and the client still gets one verified
+	// body, or a cut.
+	out := newHoldBack(flushWriter{w}, x.path.Reference)
+	if out == nil {
+		panic(http.ErrAbortHandler) // a digest the relay cannot verify (the path parser lets none through)
+	}
 	buf := buffers.Get().(*[]byte)
 	defer buffers.Put(buf)
-	if _, err := io.CopyBuffer(flushWriter{w}, resp.Body, *buf); err != nil {
+	n, err := io.CopyBuffer(out, resp.Body, *buf)
+	if err != nil && r.Context().Err() == nil {
+		rl.log.WarnContext(r.Context(), "peer transfer failed mid-body; resuming from the upstream", "route", x.route.Name,
+			"peer", owner.Host, "offset", n, "err", err)
+		err = rl.resume(r, x, out, n, *buf)
+	}
+	if err != nil || !out.finish() {
 		if r.Context().Err() == nil {
-			rl.log.WarnContext(r.Context(), "peer transfer failed mid-body", "route", x.route.Name, "peer", owner.Host, "err", err)
+			rl.log.WarnContext(r.Context(), "blob through a peer not completed", "route", x.route.Name, "peer", owner.Host, "err", err)
 		}
-		panic(http.ErrAbortHandler) // the client sees a cut, never a short body
+		panic(http.ErrAbortHandler) // the client sees a cut, never a short or wrong body
 	}
 	return true
+}
+
+// resume fetches a blob from offset on from the route's upstream, for a
+// transfer whose first bytes came from a peer that then failed.
+func (rl *Relay) resume(r *http.Request, x *exchange, out io.Writer, offset int64, buf []byte) error {
+	req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, x.target.String(), nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Range", "bytes="+strconv.FormatInt(offset, 10)+"-")
+	if a := clientAuthorization(r); a != "" {
+		req.Header.Set("Authorization", a)
+	}
+	resp, err := rl.upstreams[x.route.Name].fetch.RoundTrip(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	rl.opts.Metrics.Upstream(x.route.Name, resp.StatusCode)
+	start, ok := rangeStart(resp.Header.Get("Content-Range"))
+	if resp.StatusCode != http.StatusPartialContent || !ok || start != offset {
+		return fmt.Errorf("upstream answered the resume with %d %q", resp.StatusCode, resp.Header.Get("Content-Range"))
+	}
+	_, err = io.CopyBuffer(out, resp.Body, buf)
+	return err
+}
+
+// rangeStart reads the first byte position of "bytes a-b/n".
+func rangeStart(cr string) (int64, bool) {
+	rest, ok := strings.CutPrefix(cr, "bytes ")
+	first, _, ok2 := strings.Cut(rest, "-")
+	n, err := strconv.ParseInt(first, 10, 64)
+	return n, ok && ok2 && err == nil && n >= 0
+}
+
+// holdBack writes a body through, hashing it, and keeps its last byte
+// until finish finds the whole matches the digest.
+type holdBack struct {
+	w       io.Writer
+	h       hash.Hash
+	digest  string
+	pending []byte
+}
+
+func newHoldBack(w io.Writer, dg string) *holdBack {
+	alg := godigest.Digest(dg).Algorithm()
+	if !alg.Available() {
+		return nil
+	}
+	return &holdBack{w: w, h: alg.Hash(), digest: dg, pending: make([]byte, 0, 1)}
+}
+
+func (b *holdBack) Write(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	b.h.Write(p)
+	if len(b.pending) > 0 {
+		if _, err := b.w.Write(b.pending); err != nil {
+			return 0, err
+		}
+	}
+	if _, err := b.w.Write(p[:len(p)-1]); err != nil {
+		return 0, err
+	}
+	b.pending = append(b.pending[:0], p[len(p)-1])
+	return len(p), nil
+}
+
+// finish writes the held byte if what passed matches the digest.
+func (b *holdBack) finish() bool {
+	if godigest.NewDigest(godigest.Digest(b.digest).Algorithm(), b.h).String() != b.digest {
+		return false
+	}
+	_, err := b.w.Write(b.pending)
+	return err == nil
 }
