@@ -51,6 +51,7 @@ type App struct {
 	main      *http.Server
 	admin     *http.Server
 	transport *http.Transport
+	peers     *peers.Ring
 }
 
 // New builds the relay from cfg, logging to logOut.
@@ -72,11 +73,16 @@ func New(cfg *config.Config, logOut io.Writer) (*App, error) {
 		return nil, err
 	}
 	var ring *peers.Ring
-	if len(cfg.Peers) > 0 {
-		if ring, err = peers.New(cfg.Peers, cfg.PeerSelf, cfg.PeerSecret, nil); err != nil {
+	if len(cfg.Peers) > 0 || cfg.PeersDNS != "" {
+		list := cfg.Peers
+		if cfg.PeersDNS != "" {
+			list = []string{cfg.PeerSelf} // until the first lookup
+		}
+		if ring, err = peers.New(list, cfg.PeerSelf, cfg.PeerSecret, nil); err != nil {
 			return nil, fmt.Errorf("RELAY_PEERS: %w", err)
 		}
 	}
+	a.peers = ring
 	a.relay = relay.New(relay.Options{
 		Routes:              registry.NewTable(cfg.Routes),
 		Mirror:              cfg.Mirror,
@@ -350,6 +356,9 @@ func (a *App) ServeListeners(ctx context.Context, mainLn, adminLn net.Listener) 
 	errc := make(chan error, 2)
 	go func() { errc <- serveMain() }()
 	go func() { errc <- a.admin.Serve(adminLn) }()
+	if a.peers != nil && a.cfg.PeersDNS != "" {
+		go a.discoverPeers(ctx)
+	}
 	a.ready.Store(true)
 	a.log.Info("registry-relay listening", "addr", mainLn.Addr().String(), "admin_addr", adminLn.Addr().String(), "routes", routeSummary(a.cfg.Routes))
 
@@ -362,6 +371,22 @@ func (a *App) ServeListeners(ctx context.Context, mainLn, adminLn net.Listener) 
 	case <-ctx.Done():
 	}
 	return a.shutdown(!errors.Is(context.Cause(ctx), ErrInterrupted))
+}
+
+// peerDiscovery is how often RELAY_PEERS_DNS is looked up again.
+const peerDiscovery = 15 * time.Second
+
+// discoverPeers keeps the fleet to what RELAY_PEERS_DNS resolves to.
+func (a *App) discoverPeers(ctx context.Context) {
+	self, _ := url.Parse(a.cfg.PeerSelf) // validated by peers.New
+	peers.Discover(ctx, a.peers, a.cfg.PeersDNS, self.Scheme, peerDiscovery, net.DefaultResolver.LookupHost,
+		func(fleet []string, err error) {
+			if err != nil {
+				a.log.Warn("peer lookup failed; the fleet stays as it was", "name", a.cfg.PeersDNS, "err", err)
+				return
+			}
+			a.log.Info("peers changed", "peers", strings.Join(fleet, ","))
+		})
 }
 
 // ErrInterrupted is the cancel cause for an interactive stop (Ctrl-C): no

@@ -81,10 +81,13 @@ type Config struct {
 	CacheS3PathStyle bool   `env:"RELAY_CACHE_S3_PATH_STYLE" envDefault:"false"`
 	// The other replicas of this relay, among which each blob has one
 	// owner that fills it for the fleet (base URLs, this one's included).
-	Peers          []string `env:"RELAY_PEERS" envSeparator:","`
-	PeerSelf       string   `env:"RELAY_PEER_SELF"`
-	PeerSecretFile string   `env:"RELAY_PEER_SECRET_FILE"`
-	PeerSecret     []byte   `env:"-"`
+	Peers []string `env:"RELAY_PEERS" envSeparator:","`
+	// PeersDNS finds them instead: a name (a headless Service) and the
+	// port, looked up every 15 s.
+	PeersDNS       string `env:"RELAY_PEERS_DNS"`
+	PeerSelf       string `env:"RELAY_PEER_SELF"`
+	PeerSecretFile string `env:"RELAY_PEER_SECRET_FILE"`
+	PeerSecret     []byte `env:"-"`
 	// The mirror host: Docker registry-mirrors, containerd ?ns=, podman
 	// location prefixes and "relay/gcr.io/x/y" path prefixes.
 	MirrorEnabled  bool   `env:"MIRROR_ENABLED" envDefault:"true"`
@@ -284,12 +287,19 @@ func (c *Config) validateS3() error {
 func (c *Config) loadPeers() error {
 	c.Peers = trimAll(c.Peers)
 	switch {
-	case len(c.Peers) == 0 && c.PeerSelf == "" && c.PeerSecretFile == "":
+	case len(c.Peers) == 0 && c.PeersDNS == "" && c.PeerSelf == "" && c.PeerSecretFile == "":
 		return nil
-	case len(c.Peers) == 0:
-		return errors.New("RELAY_PEER_SELF or RELAY_PEER_SECRET_FILE is set without RELAY_PEERS")
+	case len(c.Peers) == 0 && c.PeersDNS == "":
+		return errors.New("RELAY_PEER_SELF or RELAY_PEER_SECRET_FILE is set without RELAY_PEERS or RELAY_PEERS_DNS")
+	case len(c.Peers) > 0 && c.PeersDNS != "":
+		return errors.New("RELAY_PEERS and RELAY_PEERS_DNS are both set: name the peers one way")
 	case c.PeerSelf == "" || c.PeerSecretFile == "":
-		return errors.New("RELAY_PEERS needs RELAY_PEER_SELF (this replica's own address among them) and RELAY_PEER_SECRET_FILE")
+		return errors.New("RELAY_PEERS and RELAY_PEERS_DNS need RELAY_PEER_SELF (this replica's own address) and RELAY_PEER_SECRET_FILE")
+	}
+	if c.PeersDNS != "" {
+		if _, port, err := net.SplitHostPort(c.PeersDNS); err != nil || port == "" {
+			return fmt.Errorf("RELAY_PEERS_DNS=%q: want name:port, such as registry-relay-peers.registry-relay.svc:8080", c.PeersDNS)
+		}
 	}
 	raw, err := os.ReadFile(c.PeerSecretFile)
 	if err != nil {

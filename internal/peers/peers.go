@@ -13,8 +13,10 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -26,7 +28,7 @@ const maxSkew = time.Minute
 
 // Ring is the fleet: its peers' base URLs, this replica's among them.
 type Ring struct {
-	peers  []*url.URL
+	peers  atomic.Pointer[[]*url.URL]
 	self   string
 	secret []byte
 	now    func() time.Time
@@ -42,19 +44,60 @@ func New(peers []string, self string, secret []byte, now func() time.Time) (*Rin
 	if r.now == nil {
 		r.now = time.Now
 	}
-	found := false
-	for _, p := range peers {
-		u, err := url.Parse(strings.TrimSuffix(strings.TrimSpace(p), "/"))
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" {
-			return nil, fmt.Errorf("peer %q: want a base URL such as http://10.0.0.7:8080", p)
-		}
-		found = found || u.String() == r.self
-		r.peers = append(r.peers, u)
+	list, found, err := parsePeers(peers, r.self)
+	if err != nil {
+		return nil, err
 	}
 	if !found {
 		return nil, fmt.Errorf("this replica (%s) is not among the peers", self)
 	}
+	r.peers.Store(&list)
 	return r, nil
+}
+
+func parsePeers(peers []string, self string) (list []*url.URL, found bool, err error) {
+	for _, p := range peers {
+		u, err := url.Parse(strings.TrimSuffix(strings.TrimSpace(p), "/"))
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" {
+			return nil, false, fmt.Errorf("peer %q: want a base URL such as http://10.0.0.7:8080", p)
+		}
+		found = found || u.String() == self
+		list = append(list, u)
+	}
+	return list, found, nil
+}
+
+// SetPeers replaces the fleet (a discovery found it changed); this
+// replica stays in it whether or not the list names it yet (a pod not
+// ready is left out of its Service's records).
+func (r *Ring) SetPeers(peers []string) error {
+	peers = withSelf(peers, r.self)
+	list, _, err := parsePeers(peers, r.self)
+	if err != nil {
+		return err
+	}
+	r.peers.Store(&list)
+	return nil
+}
+
+// withSelf is peers with self added if missing, sorted: the fleet in the
+// one order that Peers reports and Discover compares.
+func withSelf(peers []string, self string) []string {
+	out := slices.Clone(peers)
+	if !slices.Contains(out, self) {
+		out = append(out, self)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// Peers lists the fleet's base URLs.
+func (r *Ring) Peers() []string {
+	var out []string
+	for _, p := range *r.peers.Load() {
+		out = append(out, p.String())
+	}
+	return out
 }
 
 // Owner returns the peer that fills key (a digest) and whether it is this
@@ -62,7 +105,7 @@ func New(peers []string, self string, secret []byte, now func() time.Time) (*Rin
 // the same list, and a peer leaving moves only the keys it owned.
 func (r *Ring) Owner(key string) (owner *url.URL, self bool) {
 	var best uint64
-	for _, p := range r.peers {
+	for _, p := range *r.peers.Load() {
 		sum := sha256.Sum256([]byte(p.String() + "\x00" + key))
 		if w := binary.BigEndian.Uint64(sum[:8]); owner == nil || w > best {
 			owner, best = p, w

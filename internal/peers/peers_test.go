@@ -1,7 +1,11 @@
 package peers
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -91,5 +95,57 @@ func TestNewRefuses(t *testing.T) {
 		if err == nil {
 			t.Errorf("%s: accepted", name)
 		}
+	}
+}
+
+func TestDiscoverFollowsTheService(t *testing.T) {
+	r := ring(t, "http://10.0.0.1:8080", nil, "http://10.0.0.1:8080")
+	answers := make(chan []string, 8)
+	lookups := make(chan struct{}, 64)
+	lookup := func(ctx context.Context, host string) ([]string, error) {
+		if host != "relay-peers.ns.svc" {
+			t.Errorf("looked up %q", host)
+		}
+		lookups <- struct{}{}
+		select {
+		case a := <-answers:
+			if a == nil {
+				return nil, errors.New("dns down")
+			}
+			return a, nil
+		default:
+			return []string{"10.0.0.1", "10.0.0.2"}, nil
+		}
+	}
+	var mu sync.Mutex
+	var changes [][]string
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go Discover(ctx, r, "relay-peers.ns.svc:8080", "http", time.Millisecond, lookup, func(peers []string, err error) {
+		if err == nil {
+			mu.Lock()
+			changes = append(changes, peers)
+			mu.Unlock()
+		}
+	})
+	wait := func(want string) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for strings.Join(r.Peers(), " ") != want {
+			if time.Now().After(deadline) {
+				t.Fatalf("peers %v, want %s", r.Peers(), want)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	wait("http://10.0.0.1:8080 http://10.0.0.2:8080")
+	answers <- nil                  // a failed lookup keeps the fleet
+	answers <- []string{"10.0.0.3"} // self stays in, whatever DNS says
+	wait("http://10.0.0.1:8080 http://10.0.0.3:8080")
+	cancel()
+	mu.Lock()
+	defer mu.Unlock()
+	if len(changes) < 2 {
+		t.Errorf("changes reported: %v", changes)
 	}
 }
