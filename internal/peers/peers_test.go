@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -100,32 +100,24 @@ func TestNewRefuses(t *testing.T) {
 
 func TestDiscoverFollowsTheService(t *testing.T) {
 	r := ring(t, "http://10.0.0.1:8080", nil, "http://10.0.0.1:8080")
-	answers := make(chan []string, 8)
-	lookups := make(chan struct{}, 64)
+	var dns atomic.Pointer[[]string] // what the name resolves to; nil: the lookup fails
+	set := func(addrs ...string) { dns.Store(&addrs) }
 	lookup := func(ctx context.Context, host string) ([]string, error) {
 		if host != "relay-peers.ns.svc" {
 			t.Errorf("looked up %q", host)
 		}
-		lookups <- struct{}{}
-		select {
-		case a := <-answers:
-			if a == nil {
-				return nil, errors.New("dns down")
-			}
-			return a, nil
-		default:
-			return []string{"10.0.0.1", "10.0.0.2"}, nil
+		if a := dns.Load(); a != nil {
+			return *a, nil
 		}
+		return nil, errors.New("dns down")
 	}
-	var mu sync.Mutex
-	var changes [][]string
+	var failures atomic.Int32
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go Discover(ctx, r, "relay-peers.ns.svc:8080", "http", time.Millisecond, lookup, func(peers []string, err error) {
-		if err == nil {
-			mu.Lock()
-			changes = append(changes, peers)
-			mu.Unlock()
+	set("10.0.0.1", "10.0.0.2")
+	go Discover(ctx, r, "relay-peers.ns.svc:8080", "http", time.Millisecond, lookup, func(_ []string, err error) {
+		if err != nil {
+			failures.Add(1)
 		}
 	})
 	wait := func(want string) {
@@ -139,13 +131,15 @@ func TestDiscoverFollowsTheService(t *testing.T) {
 		}
 	}
 	wait("http://10.0.0.1:8080 http://10.0.0.2:8080")
-	answers <- nil                  // a failed lookup keeps the fleet
-	answers <- []string{"10.0.0.3"} // self stays in, whatever DNS says
-	wait("http://10.0.0.1:8080 http://10.0.0.3:8080")
-	cancel()
-	mu.Lock()
-	defer mu.Unlock()
-	if len(changes) < 2 {
-		t.Errorf("changes reported: %v", changes)
+	dns.Store(nil) // a failed lookup keeps the fleet
+	for deadline := time.Now().Add(5 * time.Second); failures.Load() < 3; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no failed lookup reported")
+		}
 	}
+	if got := strings.Join(r.Peers(), " "); got != "http://10.0.0.1:8080 http://10.0.0.2:8080" {
+		t.Fatalf("a failed lookup changed the fleet to %s", got)
+	}
+	set("10.0.0.3") // this replica stays in, whatever the records say
+	wait("http://10.0.0.1:8080 http://10.0.0.3:8080")
 }
