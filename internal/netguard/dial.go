@@ -137,7 +137,7 @@ func ResolvesPublic(ctx context.Context, r *net.Resolver, host string) (bool, er
 	if CheckHost(host) != nil {
 		return false, nil
 	}
-	if _, err := netip.ParseAddr(strings.Trim(host, "[]")); err == nil {
+	if _, err := netip.ParseAddr(unbracket(host)); err == nil {
 		return true, nil
 	}
 	addrs, err := r.LookupNetIP(ctx, "ip", host)

@@ -137,9 +137,10 @@ func CheckHost(host string) error {
 	}
 	// A literal parses as it is (an IPv6 zone may end in a dot) or with
 	// its trailing dot trimmed ("127.0.0.1.").
-	a, err := netip.ParseAddr(strings.Trim(host, "[]"))
+	lit := unbracket(host)
+	a, err := netip.ParseAddr(lit)
 	if err != nil {
-		a, err = netip.ParseAddr(strings.Trim(h, "[]"))
+		a, err = netip.ParseAddr(strings.TrimSuffix(lit, "."))
 	}
 	if err != nil {
 		if numericHost(h) {
@@ -151,6 +152,15 @@ func CheckHost(host string) error {
 		return &RefusedError{Addr: a, Reason: r}
 	}
 	return nil
+}
+
+// unbracket drops the one pair of brackets around an IPv6 literal; a
+// bracket inside (a zone may hold any byte) stays.
+func unbracket(host string) string {
+	if len(host) >= 2 && host[0] == '[' && host[len(host)-1] == ']' {
+		return host[1 : len(host)-1]
+	}
+	return host
 }
 
 // numericHost reports whether h's last label is a decimal, octal or hex
