@@ -98,6 +98,11 @@ func cacheEnv(t *testing.T, upstream string, dir string) map[string]string {
 // getBlob fetches a blob through the relay and returns the digest of what
 // arrived, hashing as it reads (50 clients x 64 MiB must not sit in memory).
 func getBlob(relay *httptest.Server, digest string, onFirstByte func()) (string, error) {
+	return getBlobAfter(relay, digest, 1, onFirstByte)
+}
+
+// getBlobAfter is getBlob calling at (if not nil) once n bytes arrived.
+func getBlobAfter(relay *httptest.Server, digest string, n int64, at func()) (string, error) {
 	req, _ := http.NewRequest("GET", relay.URL+"/v2/library/x/blobs/"+digest, nil)
 	req.Host = hubHost
 	resp, err := relay.Client().Do(req)
@@ -109,14 +114,12 @@ func getBlob(relay *httptest.Server, digest string, onFirstByte func()) (string,
 		return "", fmt.Errorf("status %d", resp.StatusCode)
 	}
 	h := sha256.New()
-	first := make([]byte, 1)
-	if _, err := io.ReadFull(resp.Body, first); err != nil {
+	if _, err := io.CopyN(h, resp.Body, n); err != nil {
 		return "", err
 	}
-	if onFirstByte != nil {
-		onFirstByte()
+	if at != nil {
+		at()
 	}
-	h.Write(first)
 	if _, err := io.Copy(h, resp.Body); err != nil {
 		return "", err
 	}

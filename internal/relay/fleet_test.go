@@ -172,7 +172,7 @@ func TestFleetResumesWhenTheOwnerDies(t *testing.T) {
 	half := make(chan struct{})
 	done := make(chan string, 1)
 	go func() {
-		got, err := getBlobUntil(other, up.digest, size/2, half)
+		got, err := getBlobAfter(other, up.digest, size/2, func() { close(half) })
 		if err != nil {
 			got = err.Error()
 		}
@@ -195,24 +195,4 @@ func TestFleetResumesWhenTheOwnerDies(t *testing.T) {
 	if sent := up.sent.Load(); sent > size*3/2 {
 		t.Errorf("the upstream sent %d bytes for a %d-byte blob (over 1.5x)", sent, size)
 	}
-}
-
-// getBlobUntil is getBlob that closes half once at least n bytes arrived.
-func getBlobUntil(relay *httptest.Server, digest string, n int64, half chan<- struct{}) (string, error) {
-	req, _ := http.NewRequest("GET", relay.URL+"/v2/library/x/blobs/"+digest, nil)
-	req.Host = hubHost
-	resp, err := relay.Client().Do(req)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	h := sha256.New()
-	if _, err := io.CopyN(h, resp.Body, n); err != nil {
-		return "", err
-	}
-	close(half)
-	if _, err := io.Copy(h, resp.Body); err != nil {
-		return "", err
-	}
-	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
 }
