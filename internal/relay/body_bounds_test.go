@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/registry-relay/registry-relay/internal/relaytest"
 )
 
 // endlessBody writes prefix, then spaces until the request ends, the time
@@ -37,7 +39,7 @@ func endlessBody(w http.ResponseWriter, r *http.Request, prefix string, limit in
 func TestEveryUpstreamBodyIsBounded(t *testing.T) {
 	const limit = 64 << 20
 	wrote := make(chan int64, 4)
-	up := newRecordingUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+	up := relaytest.NewRecorder(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		switch {
 		case strings.Contains(r.URL.Path, "/manifests/"):
@@ -50,7 +52,7 @@ func TestEveryUpstreamBodyIsBounded(t *testing.T) {
 			_, _ = io.WriteString(w, `{"manifests":[`)
 		}
 	})
-	relay, _ := startRelay(t, hubEnv(up.URL()))
+	relay, _ := startRelay(t, hubEnv(up.URL))
 
 	resp := callWithin(t, relay, http.MethodGet, hubHost, "/v2/x/manifests/latest", nil, nil)
 	if body := readAll(t, resp); resp.StatusCode != http.StatusNotFound || len(body) > 1<<10 || !strings.Contains(string(body), "MANIFEST_UNKNOWN") {
@@ -82,23 +84,23 @@ func TestEncodedManifestsAreNotCached(t *testing.T) {
 	zw := gzip.NewWriter(&zipped)
 	_, _ = zw.Write(manifest)
 	zw.Close()
-	up := newRecordingUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+	up := relaytest.NewRecorder(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/vnd.oci.image.manifest.v1+json")
 		w.Header().Set("Content-Encoding", "gzip")
 		_, _ = w.Write(zipped.Bytes())
 	})
-	relay, _ := startRelay(t, cacheEnv(t, up.URL(), t.TempDir()))
+	relay, _ := startRelay(t, cacheEnv(t, up.URL, t.TempDir()))
 	for i := range 2 {
 		resp := callWithin(t, relay, http.MethodGet, hubHost, "/v2/x/manifests/latest", http.Header{"Accept-Encoding": {"gzip"}}, nil)
 		readAll(t, resp)
 		if c := resp.Header.Get("X-Relay-Cache"); c == "hit" {
 			t.Fatalf("request %d: an encoded manifest was served from the cache", i)
 		}
-		if ae := up.last(t).Header.Get("Accept-Encoding"); ae != "" {
+		if ae := up.Last(t).Header.Get("Accept-Encoding"); ae != "" {
 			t.Errorf("the upstream was asked for Accept-Encoding %q", ae)
 		}
 	}
-	if n := up.count(); n != 2 {
+	if n := up.Count(); n != 2 {
 		t.Errorf("upstream saw %d requests, want 2 (nothing cached)", n)
 	}
 }

@@ -7,15 +7,17 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/registry-relay/registry-relay/internal/relaytest"
 )
 
 const upstreamCatalog = `{"repositories":["library/nginx","library/busybox","private/x"]}`
 
 // catalogUpstream serves body as its _catalog page, with a Link to the
 // next page and a declared length, to GET and HEAD alike.
-func catalogUpstream(t *testing.T, body string) *recordingUpstream {
+func catalogUpstream(t *testing.T, body string) *relaytest.Recorder {
 	t.Helper()
-	return newRecordingUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+	return relaytest.NewRecorder(t, func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/v2/_catalog" {
 			http.NotFound(w, r)
 			return
@@ -51,7 +53,7 @@ func TestCatalogListsOnlyPermittedRepositories(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			up := catalogUpstream(t, upstreamCatalog)
-			env := hubEnv(up.URL())
+			env := hubEnv(up.URL)
 			for k, v := range tc.policy {
 				env[k] = v
 			}
@@ -80,7 +82,7 @@ func TestCatalogListsOnlyPermittedRepositories(t *testing.T) {
 
 	t.Run("no policy", func(t *testing.T) {
 		up := catalogUpstream(t, upstreamCatalog)
-		relay, _ := startRelay(t, hubEnv(up.URL()))
+		relay, _ := startRelay(t, hubEnv(up.URL))
 		for _, host := range []string{hubHost, mirrorHost} {
 			resp := callWithin(t, relay, http.MethodGet, host, "/v2/_catalog", nil, nil)
 			if body := readAll(t, resp); resp.StatusCode != http.StatusOK || string(body) != upstreamCatalog {
@@ -107,12 +109,12 @@ func TestCatalogUnderPolicyNeverPassesUnfiltered(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			up := catalogUpstream(t, tc.body)
-			env := hubEnv(up.URL())
+			env := hubEnv(up.URL)
 			env["DOCKERHUB_DENY_REPOS"] = "library/busybox"
 			relay, _ := startRelay(t, env)
 			resp := callWithin(t, relay, http.MethodGet, hubHost, "/v2/_catalog", nil, nil)
 			if resp.StatusCode != http.StatusOK {
-				wantShortOCIError(t, resp, http.StatusBadGateway, "UNAVAILABLE")
+				wantOCIError(t, resp, http.StatusBadGateway, "UNAVAILABLE")
 				return
 			}
 			body := readAll(t, resp)
@@ -122,7 +124,7 @@ func TestCatalogUnderPolicyNeverPassesUnfiltered(t *testing.T) {
 
 	t.Run("HEAD", func(t *testing.T) {
 		up := catalogUpstream(t, upstreamCatalog)
-		env := hubEnv(up.URL())
+		env := hubEnv(up.URL)
 		env["DOCKERHUB_DENY_REPOS"] = "library/busybox"
 		relay, _ := startRelay(t, env)
 		for _, host := range []string{hubHost, mirrorHost} {
@@ -134,8 +136,8 @@ func TestCatalogUnderPolicyNeverPassesUnfiltered(t *testing.T) {
 			if cl, ok := resp.Header["Content-Length"]; ok {
 				t.Errorf("%s: HEAD carries Content-Length %q, the unfiltered page's", host, cl)
 			}
-			if up.last(t).Method != http.MethodHead {
-				t.Errorf("%s: the upstream saw %s, want HEAD", host, up.last(t).Method)
+			if up.Last(t).Method != http.MethodHead {
+				t.Errorf("%s: the upstream saw %s, want HEAD", host, up.Last(t).Method)
 			}
 		}
 	})

@@ -86,11 +86,11 @@ func wantOCIError(t *testing.T, resp *http.Response, status int, code string) st
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != status {
-		t.Fatalf("status = %d, want %d (body %s)", resp.StatusCode, status, body)
+		t.Fatalf("status = %d, want %d (%d body bytes: %.200q)", resp.StatusCode, status, len(body), body)
 	}
 	var e ociErrors
 	if err := json.Unmarshal(body, &e); err != nil || len(e.Errors) == 0 {
-		t.Fatalf("body is not an OCI error envelope: %q", body)
+		t.Fatalf("body is not an OCI error envelope: %.200q", body)
 	}
 	if e.Errors[0].Code != code {
 		t.Fatalf("code = %s, want %s (%s)", e.Errors[0].Code, code, e.Errors[0].Message)

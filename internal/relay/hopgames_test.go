@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/registry-relay/registry-relay/internal/relaytest"
 )
 
 const (
@@ -59,8 +61,8 @@ var hopHosts = []struct{ name, host, query string }{
 // it is refused with 400 before anything reaches the upstream, however
 // the token is spelled and wherever the request arrives.
 func TestConnectionNamingEndToEndHeaderRefused(t *testing.T) {
-	up := newRecordingUpstream(t, negotiate)
-	relay, _ := startRelay(t, hubEnv(up.URL()))
+	up := relaytest.NewRecorder(t, negotiate)
+	relay, _ := startRelay(t, hubEnv(up.URL))
 	const manifest, blob = "/v2/library/x/manifests/latest", "/v2/library/x/blobs/" + digestA
 	for _, tc := range []struct {
 		name, path string
@@ -78,13 +80,13 @@ func TestConnectionNamingEndToEndHeaderRefused(t *testing.T) {
 	} {
 		for _, h := range hopHosts {
 			t.Run(tc.name+"/"+h.name, func(t *testing.T) {
-				before := up.count()
+				before := up.Count()
 				resp := callWithin(t, relay, http.MethodGet, h.host, tc.path+h.query, tc.hdr, nil)
 				msg := wantOCIError(t, resp, http.StatusBadRequest, "UNSUPPORTED")
 				if !strings.Contains(msg, "Connection") {
 					t.Errorf("message %q does not say what was refused", msg)
 				}
-				if n := up.count() - before; n != 0 {
+				if n := up.Count() - before; n != 0 {
 					t.Errorf("the upstream was contacted %d times", n)
 				}
 			})
@@ -97,8 +99,8 @@ func TestConnectionNamingEndToEndHeaderRefused(t *testing.T) {
 // the upstream sees the end-to-end headers as the client sent them and no
 // hop-by-hop header at all.
 func TestLegitimateConnectionHeadersStillWork(t *testing.T) {
-	up := newRecordingUpstream(t, negotiate)
-	relay, _ := startRelay(t, hubEnv(up.URL()))
+	up := relaytest.NewRecorder(t, negotiate)
+	relay, _ := startRelay(t, hubEnv(up.URL))
 	for _, tc := range []struct {
 		name string
 		hdr  http.Header
@@ -121,7 +123,7 @@ func TestLegitimateConnectionHeadersStillWork(t *testing.T) {
 				if body := readAll(t, resp); resp.StatusCode != http.StatusOK || !bytes.Equal(body, indexBody) {
 					t.Fatalf("got %d %q, want 200 with the index", resp.StatusCode, body)
 				}
-				got := up.last(t).Header
+				got := up.Last(t).Header
 				if got.Get("Accept") != indexType || got.Get("Authorization") != "Bearer tok" {
 					t.Errorf("upstream saw Accept %q, Authorization %q", got.Get("Accept"), got.Get("Authorization"))
 				}
@@ -139,8 +141,8 @@ func TestLegitimateConnectionHeadersStillWork(t *testing.T) {
 // HEADs; a client's Upgrade and a body attached to a GET do not reach the
 // upstream.
 func TestUpgradeAndBodiesStayAtTheRelay(t *testing.T) {
-	up := newRecordingUpstream(t, negotiate)
-	relay, _ := startRelay(t, hubEnv(up.URL()))
+	up := relaytest.NewRecorder(t, negotiate)
+	relay, _ := startRelay(t, hubEnv(up.URL))
 	const path = "/v2/library/x/manifests/latest"
 
 	t.Run("websocket upgrade", func(t *testing.T) {
@@ -150,7 +152,7 @@ func TestUpgradeAndBodiesStayAtTheRelay(t *testing.T) {
 		if body := readAll(t, resp); resp.StatusCode != http.StatusOK || !bytes.Equal(body, manifestBody) {
 			t.Fatalf("got %d %q, want 200 with the manifest", resp.StatusCode, body)
 		}
-		got := up.last(t).Header
+		got := up.Last(t).Header
 		if got.Get("Upgrade") != "" || got.Get("Connection") != "" {
 			t.Errorf("upstream saw Upgrade %q, Connection %q", got.Get("Upgrade"), got.Get("Connection"))
 		}
@@ -168,7 +170,7 @@ func TestUpgradeAndBodiesStayAtTheRelay(t *testing.T) {
 			if body := readAll(t, resp); resp.StatusCode != http.StatusOK || !bytes.Equal(body, manifestBody) {
 				t.Fatalf("got %d %q, want 200 with the manifest", resp.StatusCode, body)
 			}
-			got := up.last(t)
+			got := up.Last(t)
 			if len(got.Body) != 0 || got.ContentLength != 0 || len(got.TransferEncoding) != 0 {
 				t.Errorf("upstream received body %q, Content-Length %d, Transfer-Encoding %v", got.Body, got.ContentLength, got.TransferEncoding)
 			}
@@ -184,15 +186,15 @@ func TestUpgradeAndBodiesStayAtTheRelay(t *testing.T) {
 func TestConnectionAcceptCannotPoisonTheTagCache(t *testing.T) {
 	for _, h := range hopHosts {
 		t.Run(h.name, func(t *testing.T) {
-			up := newRecordingUpstream(t, negotiate)
-			relay, _ := startRelay(t, cacheEnv(t, up.URL(), t.TempDir()))
+			up := relaytest.NewRecorder(t, negotiate)
+			relay, _ := startRelay(t, cacheEnv(t, up.URL, t.TempDir()))
 			path := "/v2/library/multi/manifests/latest" + h.query
 			resp := callWithin(t, relay, http.MethodGet, h.host, path,
 				http.Header{"Accept": {indexType}, "Connection": {"Accept"}}, nil)
 			if body := readAll(t, resp); resp.StatusCode != http.StatusBadRequest {
 				t.Errorf("Connection: Accept got %d %q, want 400", resp.StatusCode, body)
 			}
-			if up.count() != 0 {
+			if up.Count() != 0 {
 				t.Errorf("the refused request reached the upstream")
 			}
 			for i, want := range []string{"", "hit", "hit"} {
@@ -227,8 +229,8 @@ func TestTagKeyTakesEveryAcceptValue(t *testing.T) {
 	} {
 		for _, h := range hopHosts[:2] {
 			t.Run(tc.name+"/"+h.name, func(t *testing.T) {
-				up := newRecordingUpstream(t, negotiate)
-				relay, _ := startRelay(t, cacheEnv(t, up.URL(), t.TempDir()))
+				up := relaytest.NewRecorder(t, negotiate)
+				relay, _ := startRelay(t, cacheEnv(t, up.URL, t.TempDir()))
 				path := "/v2/library/multi/manifests/latest" + h.query
 				for i, hdr := range []http.Header{tc.first, tc.second, tc.first, tc.second} {
 					resp := callWithin(t, relay, http.MethodGet, h.host, path, hdr, nil)

@@ -5,10 +5,10 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync/atomic"
 	"testing"
 
 	"github.com/registry-relay/registry-relay/internal/registry"
+	"github.com/registry-relay/registry-relay/internal/relaytest"
 )
 
 // publicRouteRelay serves a relay with one route, public.test, whose
@@ -30,12 +30,8 @@ func publicRouteRelay(t *testing.T, locations map[string]string, passBlobRedirec
 // spelling, or that is not a plain http(s) URL to a host, is a 502 and the
 // client never sees it. A CDN name is handed on as it came.
 func TestPassedBlobRedirectsAreChecked(t *testing.T) {
-	var canaryHits atomic.Int32
-	canary := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		canaryHits.Add(1)
-	}))
-	defer canary.Close()
-	port := canary.URL[strings.LastIndex(canary.URL, ":")+1:]
+	canary := relaytest.NewRecorder(t, nil)
+	_, port, _ := strings.Cut(canary.Host, ":")
 	refused := map[string]string{
 		"loopback":        canary.URL + "/blob",
 		"trailing-dot":    "http://127.0.0.1.:" + port + "/blob",
@@ -96,7 +92,7 @@ func TestPassedBlobRedirectsAreChecked(t *testing.T) {
 			}
 		})
 	}
-	if n := canaryHits.Load(); n != 0 {
+	if n := canary.Count(); n != 0 {
 		t.Errorf("the loopback canary was contacted %d times", n)
 	}
 }
@@ -105,12 +101,8 @@ func TestPassedBlobRedirectsAreChecked(t *testing.T) {
 // RELAY_PASS_BLOB_REDIRECTS off: the relay follows blob redirects itself,
 // and refuses every Location it would refuse to hand on.
 func TestRefusedBlobRedirectsRefusedWhenFollowed(t *testing.T) {
-	var canaryHits atomic.Int32
-	canary := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		canaryHits.Add(1)
-	}))
-	defer canary.Close()
-	port := canary.URL[strings.LastIndex(canary.URL, ":")+1:]
+	canary := relaytest.NewRecorder(t, nil)
+	_, port, _ := strings.Cut(canary.Host, ":")
 	locations := map[string]string{
 		"loopback":     canary.URL + "/blob",
 		"trailing-dot": "http://127.0.0.1.:" + port + "/blob",
@@ -128,7 +120,7 @@ func TestRefusedBlobRedirectsRefusedWhenFollowed(t *testing.T) {
 			wantOCIError(t, resp, http.StatusBadGateway, "UNAVAILABLE")
 		})
 	}
-	if n := canaryHits.Load(); n != 0 {
+	if n := canary.Count(); n != 0 {
 		t.Errorf("the loopback canary was contacted %d times", n)
 	}
 }

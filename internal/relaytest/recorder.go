@@ -27,6 +27,10 @@ type Recorded struct {
 	Method, Path, RawQuery string
 	Header                 http.Header
 	Body                   []byte // the first 64 KiB
+	// ContentLength and TransferEncoding are as the request declared
+	// them, for tests that no body was relayed.
+	ContentLength    int64
+	TransferEncoding []string
 }
 
 // NewRecorder serves handler (nil: 200 with the body "canary") on
@@ -46,7 +50,8 @@ func NewRecorder(t testing.TB, handler http.HandlerFunc) *Recorder {
 func (rec *Recorder) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(io.LimitReader(r.Body, 64<<10))
 	rec.mu.Lock()
-	rec.seen = append(rec.seen, Recorded{Method: r.Method, Path: r.URL.Path, RawQuery: r.URL.RawQuery, Header: r.Header.Clone(), Body: body})
+	rec.seen = append(rec.seen, Recorded{Method: r.Method, Path: r.URL.Path, RawQuery: r.URL.RawQuery, Header: r.Header.Clone(), Body: body,
+		ContentLength: r.ContentLength, TransferEncoding: r.TransferEncoding})
 	rec.mu.Unlock()
 	rec.handler(w, r)
 }
@@ -56,6 +61,18 @@ func (rec *Recorder) Requests() []Recorded {
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
 	return append([]Recorded(nil), rec.seen...)
+}
+
+// Last is the latest request received; a test that expected one and got
+// none fails.
+func (rec *Recorder) Last(t testing.TB) Recorded {
+	t.Helper()
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if len(rec.seen) == 0 {
+		t.Fatal("relaytest: the server received no request")
+	}
+	return rec.seen[len(rec.seen)-1]
 }
 
 // Count is the number of requests received so far.
