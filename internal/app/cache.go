@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -77,7 +75,9 @@ func newS3(cfg *config.Config, log *slog.Logger) (*cache.S3, error) {
 		Secure: u.Scheme == "https", Region: cfg.CacheS3Region, BucketLookup: lookup,
 		// A store that is down must cost a request little: fail fast
 		// and let the cache step aside, rather than retry for minutes.
-		MaxRetries: 2, Transport: s3Transport(cfg),
+		// The upstream transport's bounds; the store is the operator's
+		// endpoint, so no request to it is marked for the hop guard.
+		MaxRetries: 2, Transport: NewTransport(cfg),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("RELAY_CACHE_S3_ENDPOINT=%s: %w", cfg.CacheS3Endpoint, err)
@@ -129,20 +129,6 @@ func (e *faultEpisode) report(digest string, err error) {
 	e.mu.Unlock()
 	e.log.Warn("cache: verified content could not be stored; its clients were served all the same (the cache steps aside)",
 		"digest", digest, "err", err, "unlogged_since_last", silent)
-}
-
-// s3Transport reaches the shared store: the operator's endpoint, dialled
-// with the upstream bounds (the store is not an upstream: no hop guard).
-func s3Transport(cfg *config.Config) *http.Transport {
-	return &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           (&net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}).DialContext,
-		TLSHandshakeTimeout:   cfg.TLSTimeout,
-		ResponseHeaderTimeout: cfg.HeaderTimeout,
-		MaxIdleConnsPerHost:   64,
-		IdleConnTimeout:       90 * time.Second,
-		DisableCompression:    true,
-	}
 }
 
 // fillTimeout bounds one upstream transfer into the cache: generous, as a

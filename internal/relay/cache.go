@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -164,7 +165,7 @@ func (rl *Relay) cachedBlob(w http.ResponseWriter, r *http.Request, x *exchange)
 // ends when the last reader leaves (cache.Fill) or after FillTimeout.
 func (rl *Relay) startFill(r *http.Request, x *exchange, fill *cache.Fill) (body io.ReadCloser, size int64, result string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), rl.cache.FillTimeout)
-	resp, err := rl.fillRequest(ctx, r, x)
+	resp, err := rl.fillRequest(ctx, r, x, 0)
 	if err != nil {
 		cancel()
 		fill.Abandon()
@@ -196,11 +197,17 @@ func (rl *Relay) startFill(r *http.Request, x *exchange, fill *cache.Fill) (body
 }
 
 // fillRequest GETs the blob from the route's upstream with the client's
-// credentials; anything but a 200 is no content to fill from.
-func (rl *Relay) fillRequest(ctx context.Context, r *http.Request, x *exchange) (*http.Response, error) {
+// credentials, from offset on (a Range request when offset > 0); anything
+// but the 200, or the 206 starting at offset, is no content to fill from.
+func (rl *Relay) fillRequest(ctx context.Context, r *http.Request, x *exchange, offset int64) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, x.target.String(), nil)
 	if err != nil {
 		return nil, err
+	}
+	want := http.StatusOK
+	if offset > 0 {
+		req.Header.Set("Range", "bytes="+strconv.FormatInt(offset, 10)+"-")
+		want = http.StatusPartialContent
 	}
 	for _, k := range []string{"User-Agent", "Accept"} {
 		if v := r.Header.Values(k); len(v) > 0 {
@@ -215,11 +222,19 @@ func (rl *Relay) fillRequest(ctx context.Context, r *http.Request, x *exchange) 
 		return nil, err
 	}
 	rl.opts.Metrics.Upstream(x.route.Name, resp.StatusCode)
-	if resp.StatusCode != http.StatusOK {
+	if start, ok := rangeStart(resp.Header.Get("Content-Range")); resp.StatusCode != want || (offset > 0 && (!ok || start != offset)) {
 		discard(resp)
-		return nil, fmt.Errorf("fill answered %d", resp.StatusCode)
+		return nil, fmt.Errorf("fill from byte %d answered %d %q", offset, resp.StatusCode, resp.Header.Get("Content-Range"))
 	}
 	return resp, nil
+}
+
+// rangeStart reads the first byte position of "bytes a-b/n".
+func rangeStart(cr string) (int64, bool) {
+	rest, ok := strings.CutPrefix(cr, "bytes ")
+	first, _, ok2 := strings.Cut(rest, "-")
+	n, err := strconv.ParseInt(first, 10, 64)
+	return n, ok && ok2 && err == nil && n >= 0
 }
 
 // streamFill sends a filling blob to one client. If the fill fails, the

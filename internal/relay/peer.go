@@ -1,13 +1,10 @@
 package relay
 
 import (
-	"fmt"
 	"hash"
 	"io"
 	"net/http"
 	"net/url"
-	"strconv"
-	"strings"
 
 	godigest "github.com/opencontainers/go-digest"
 
@@ -97,34 +94,13 @@ func (rl *Relay) forwardToOwner(w http.ResponseWriter, r *http.Request, x *excha
 // resume fetches a blob from offset on from the route's upstream, for a
 // transfer whose first bytes came from a peer that then failed.
 func (rl *Relay) resume(r *http.Request, x *exchange, out io.Writer, offset int64, buf []byte) error {
-	req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, x.target.String(), nil)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Range", "bytes="+strconv.FormatInt(offset, 10)+"-")
-	if a := clientAuthorization(r); a != "" {
-		req.Header.Set("Authorization", a)
-	}
-	resp, err := rl.upstreams[x.route.Name].fetch.RoundTrip(req)
+	resp, err := rl.fillRequest(r.Context(), r, x, offset)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
-	rl.opts.Metrics.Upstream(x.route.Name, resp.StatusCode)
-	start, ok := rangeStart(resp.Header.Get("Content-Range"))
-	if resp.StatusCode != http.StatusPartialContent || !ok || start != offset {
-		return fmt.Errorf("upstream answered the resume with %d %q", resp.StatusCode, resp.Header.Get("Content-Range"))
-	}
 	_, err = io.CopyBuffer(out, resp.Body, buf)
 	return err
-}
-
-// rangeStart reads the first byte position of "bytes a-b/n".
-func rangeStart(cr string) (int64, bool) {
-	rest, ok := strings.CutPrefix(cr, "bytes ")
-	first, _, ok2 := strings.Cut(rest, "-")
-	n, err := strconv.ParseInt(first, 10, 64)
-	return n, ok && ok2 && err == nil && n >= 0
 }
 
 // holdBack writes a body through, hashing it, and keeps its last byte
