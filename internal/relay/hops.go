@@ -164,12 +164,8 @@ func (g *hopGuard) checkPassed(ctx context.Context, loc *url.URL) error {
 		// checks never saw.
 		err = &netguard.RefusedError{Host: host, Reason: netguard.Invalid}
 	}
-	if err == nil {
-		lctx, cancel := context.WithTimeout(ctx, originLookup)
-		defer cancel()
-		if public, lerr := netguard.ResolvesPublic(lctx, g.origins.resolver, host); lerr == nil && !public {
-			err = &netguard.RefusedError{Host: host, Reason: "resolves to a non-public address"}
-		}
+	if err == nil && g.origins.private(ctx, loc) { // the lookups origins caches
+		err = &netguard.RefusedError{Host: host, Reason: "resolves to a non-public address"}
 	}
 	if err != nil {
 		return &redirectError{fmt.Sprintf("to %s: %v", loc.Host, err)}
